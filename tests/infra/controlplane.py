@@ -1,0 +1,218 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager.
+
+Everything lives in one temporary directory (on /dev/shm when there is one, for etcd's sake),
+binds 127.0.0.1 on free ports, and `stop()` ends exactly the processes `start()` began.
+"""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.infra.pki import Pki, create_pki
+from tests.infra.processes import ManagedProcess, free_port, tail, wait_until
+from tests.infra.testbin import Binaries, binaries
+
+# The controllers a kubelet-less cluster needs for Jobs, Deployments, Services, GC and namespaces.
+CONTROLLERS = (
+    "namespace-controller",
+    "garbage-collector-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "job-controller",
+    "cronjob-controller",
+    "ttl-after-finished-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+    "pod-garbage-collector-controller",
+    "disruption-controller",
+    "resourcequota-controller",
+)
+SERVICE_CIDR = "10.0.0.0/24"
+
+
+def scratch_dir(prefix: str) -> Path:
+    shm = Path("/dev/shm")
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=shm if shm.is_dir() else None))
+
+
+@dataclass
+class ControlPlane:
+    """Start with `ControlPlane().start()`; `kubeconfig` is then an admin kubeconfig."""
+
+    root: Path = field(default_factory=lambda: scratch_dir("kubeloop-cp-"))
+    bins: Binaries = field(default_factory=binaries)
+    keep_root: bool = False
+    processes: list[ManagedProcess] = field(default_factory=list)
+    api_port: int = 0
+    pki: Pki | None = None
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "admin.kubeconfig"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def start(self) -> ControlPlane:
+        self.bins.require("etcd", "kube_apiserver", "kube_controller_manager", "kubectl")
+        try:
+            self.pki = create_pki(self.root / "pki")
+            etcd_url = self._start_etcd()
+            self._start_apiserver(etcd_url)
+            self._write_kubeconfig()
+            self._start_controller_manager()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+        if not self.keep_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def log_tails(self, lines: int = 30) -> dict[str, str]:
+        return {p.name: tail(p.log, lines) for p in self.processes}
+
+    def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
+        process = ManagedProcess(name, argv, self.logs / f"{name}.log").start()
+        self.processes.append(process)
+        return process
+
+    def _start_etcd(self) -> str:
+        client, peer = free_port(), free_port()
+        url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
+        etcd = self._spawn(
+            "etcd",
+            [
+                str(self.bins.etcd),
+                "--name=kubeloop",
+                f"--data-dir={self.root / 'etcd'}",
+                f"--listen-client-urls={url}",
+                f"--advertise-client-urls={url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=kubeloop={peer_url}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+        wait_until(lambda: _http_ok(f"{url}/readyz", etcd), 30, "etcd /readyz")
+        return url
+
+    def _start_apiserver(self, etcd_url: str) -> None:
+        assert self.pki is not None
+        self.api_port = free_port()
+        pki = self.pki
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                str(self.bins.kube_apiserver),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                f"--tls-cert-file={pki.server_cert}",
+                f"--tls-private-key-file={pki.server_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                f"--token-auth-file={pki.token_file}",
+                f"--service-account-issuer={self.server}",
+                f"--service-account-key-file={pki.sa_pub}",
+                f"--service-account-signing-key-file={pki.sa_key}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                "--profiling=false",
+                # The `kubernetes` Service cannot list a loopback endpoint; pods use KUBERNETES_SERVICE_HOST.
+                "--endpoint-reconciler-type=none",
+                # Reach the node agent (kubectl logs) at its InternalIP, never through a DNS lookup.
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--cert-dir={self.root / 'apiserver-certs'}",
+            ],
+        )
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        wait_until(
+            lambda: _http_ok(f"{self.server}/readyz", apiserver, context, pki.admin_token),
+            90,
+            "kube-apiserver /readyz",
+        )
+
+    def _start_controller_manager(self) -> None:
+        assert self.pki is not None
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.bins.kube_controller_manager),
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                f"--controllers={','.join(CONTROLLERS)}",
+                f"--service-account-private-key-file={self.pki.sa_key}",
+                f"--root-ca-file={self.pki.ca_cert}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                "--concurrent-job-syncs=10",
+            ],
+        )
+        wait_until(
+            self._default_service_account_exists, 60, "kube-controller-manager (default ServiceAccount)"
+        )
+
+    def _default_service_account_exists(self) -> bool:
+        assert self.pki is not None
+        for process in self.processes:
+            process.check_alive()
+        context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        url = f"{self.server}/api/v1/namespaces/default/serviceaccounts/default"
+        return _http_ok(url, None, context, self.pki.admin_token)
+
+    def _write_kubeconfig(self) -> None:
+        assert self.pki is not None
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "kubeloop",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.pki.ca_cert)},
+                }
+            ],
+            "users": [{"name": "kubeloop-admin", "user": {"token": self.pki.admin_token}}],
+            "contexts": [
+                {
+                    "name": "kubeloop",
+                    "context": {"cluster": "kubeloop", "user": "kubeloop-admin", "namespace": "default"},
+                }
+            ],
+            "current-context": "kubeloop",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
+
+
+def _http_ok(
+    url: str, process: ManagedProcess | None, context: ssl.SSLContext | None = None, token: str | None = None
+) -> bool:
+    if process is not None:
+        process.check_alive()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=3, context=context) as response:
+        return bool(response.status == 200)

@@ -1,0 +1,75 @@
+"""The whole local stack: MinIO, the control plane and the local node, started in that order.
+
+Used by the pytest session fixtures and by `make dev-up`, so both run exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes import client, config
+
+from tests.infra.controlplane import ControlPlane, scratch_dir
+from tests.infra.localnode import NODE_NAME
+from tests.infra.minio_server import MinioServer
+from tests.infra.processes import ManagedProcess, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_local_node(plane: ControlPlane, host_ports: list[int]) -> ManagedProcess:
+    """The agent as its own process; `host_ports` are relayed into every pod (e.g. MinIO's)."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'operator'}:{REPO}"}
+    argv = [
+        sys.executable, "-m", "tests.infra.localnode", f"--kubeconfig={plane.kubeconfig}",
+        f"--root={plane.root / 'node'}", *(f"--host-port={port}" for port in host_ports),
+    ]  # fmt: skip
+    node = ManagedProcess("local-node", argv, plane.logs / "local-node.log", env=env, cwd=REPO).start()
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(plane.kubeconfig)))
+
+    def node_ready() -> bool:
+        node.check_alive()
+        conditions = core.read_node(NODE_NAME).status.conditions or []
+        return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+    wait_until(node_ready, 60, "the local node to register Ready")
+    return node
+
+
+@dataclass
+class Stack:
+    root: Path = field(default_factory=lambda: scratch_dir("kubeloop-stack-"))
+    keep_root: bool = False
+    minio: MinioServer | None = None
+    plane: ControlPlane | None = None
+    node: ManagedProcess | None = None
+
+    def start(self) -> Stack:
+        try:
+            self.minio = MinioServer(root=self.root / "minio", keep_root=True).start()
+            self.plane = ControlPlane(root=self.root / "cluster", keep_root=True).start()
+            self.node = start_local_node(self.plane, [self.minio.port])
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        """Every process of the stack, in start order."""
+        minio = [self.minio.process] if self.minio and self.minio.process else []
+        plane = self.plane.processes if self.plane else []
+        return [*minio, *plane, *([self.node] if self.node else [])]
+
+    def stop(self) -> None:
+        if self.node is not None:
+            self.node.stop(grace=30)  # the agent stops its pods and removes their namespaces
+        for part in (self.plane, self.minio):
+            if part is not None:
+                part.stop()
+        if not self.keep_root:
+            shutil.rmtree(self.root, ignore_errors=True)
