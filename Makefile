@@ -23,7 +23,7 @@ venv: $(STAMP)
 # etcd, kube-apiserver, kube-controller-manager, kubectl, MinIO and helm, cached by version
 # outside the repo (~/.cache/kubeloop-testbin); built from the Go module proxy and PyPI.
 testbin: $(STAMP)
-	PYTHON=$(BIN)/python bash tests/infra/testbin.sh
+	PYTHON=$(abspath $(BIN))/python bash tests/infra/testbin.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests

@@ -10,7 +10,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
 TESTBIN=${KUBELOOP_TESTBIN:-${XDG_CACHE_HOME:-$HOME/.cache}/kubeloop-testbin}
-PYTHON=${PYTHON:-python3}
+PYTHON=$(command -v "${PYTHON:-python3}") || { echo "[testbin] ERROR: no python3" >&2; exit 1; }
+case $PYTHON in /*) ;; *) PYTHON="$PWD/$PYTHON" ;; esac  # the build steps cd elsewhere
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 mkdir -p "$TESTBIN"
 
@@ -25,7 +26,9 @@ step() {
   say "$name: building into $out"
   t0=$(date +%s)
   rm -rf "$out.tmp"; mkdir -p "$out.tmp"
-  ( "$fn" "$out.tmp" ) || fail "$name: build failed (see the messages above; a registry that cannot be reached shows up as a 'dial' or '403' error from go or pip)"
+  # set -e does not reach into a subshell whose status is tested, so test it afterwards.
+  set +e; ( set -e; "$fn" "$out.tmp" ); local rc=$?; set -e
+  [ "$rc" -eq 0 ] || fail "$name: build failed (see the messages above; a registry that cannot be reached shows up as a 'dial' or '403' error from go or pip)"
   touch "$out.tmp/.done"; rm -rf "$out"; mv "$out.tmp" "$out"
   say "$name: done in $(( $(date +%s) - t0 )) s"
 }
@@ -37,7 +40,10 @@ build_k8s() {
   w=$(gomod_dir); trap 'rm -rf "$w"' RETURN; cd "$w"
   minor=$(echo "$K8S_VERSION" | cut -d. -f2); staging="v0.${K8S_VERSION#v1.}"
   printf 'module local/k8sbins\n\ngo 1.25.0\n' > go.mod
-  upmod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  upmod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | "$PYTHON" -c '
+import json, sys
+info = json.load(sys.stdin)
+sys.exit("go mod download: " + info["Error"]) if "Error" in info else print(info["GoMod"])')
   goline=$(awk '$1=="go"{print $2; exit}' "$upmod")
   # Replace every staging module with its published twin, read from the real upstream go.mod.
   {
