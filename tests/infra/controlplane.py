@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import shutil
 import ssl
+import subprocess
 import tempfile
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from tests.infra.pki import Pki, create_pki
-from tests.infra.processes import ManagedProcess, free_port, tail, wait_until
+from tests.infra.processes import ManagedProcess, free_port, http_ok, tail, wait_until
 from tests.infra.testbin import Binaries, binaries
 
 # The controllers a kubelet-less cluster needs for Jobs, Deployments, Services, GC and namespaces.
@@ -89,6 +89,13 @@ class ControlPlane:
         if not self.keep_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The kubectl built with the server, on this control plane's admin kubeconfig."""
+        argv = [str(self.bins.kubectl), f"--kubeconfig={self.kubeconfig}", *args]
+        return subprocess.run(argv, capture_output=True, text=True, check=check, input=input, timeout=180)
+
     def log_tails(self, lines: int = 30) -> dict[str, str]:
         return {p.name: tail(p.log, lines) for p in self.processes}
 
@@ -115,7 +122,7 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
-        wait_until(lambda: _http_ok(f"{url}/readyz", etcd), 30, "etcd /readyz")
+        wait_until(lambda: http_ok(f"{url}/readyz", etcd), 30, "etcd /readyz")
         return url
 
     def _start_apiserver(self, etcd_url: str) -> None:
@@ -150,7 +157,7 @@ class ControlPlane:
         )
         context = ssl.create_default_context(cafile=str(pki.ca_cert))
         wait_until(
-            lambda: _http_ok(f"{self.server}/readyz", apiserver, context, pki.admin_token),
+            lambda: http_ok(f"{self.server}/readyz", apiserver, context, pki.admin_token),
             90,
             "kube-apiserver /readyz",
         )
@@ -183,7 +190,7 @@ class ControlPlane:
             process.check_alive()
         context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
         url = f"{self.server}/api/v1/namespaces/default/serviceaccounts/default"
-        return _http_ok(url, None, context, self.pki.admin_token)
+        return http_ok(url, None, context, self.pki.admin_token)
 
     def _write_kubeconfig(self) -> None:
         assert self.pki is not None
@@ -206,13 +213,3 @@ class ControlPlane:
             "current-context": "kubeloop",
         }
         self.kubeconfig.write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
-
-
-def _http_ok(
-    url: str, process: ManagedProcess | None, context: ssl.SSLContext | None = None, token: str | None = None
-) -> bool:
-    if process is not None:
-        process.check_alive()
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    with urllib.request.urlopen(request, timeout=3, context=context) as response:
-        return bool(response.status == 200)

@@ -38,6 +38,7 @@ def up() -> None:
     stack = Stack(root=DEV, keep_root=True).start()
     assert stack.plane is not None and stack.minio is not None
     STATE.write_text(json.dumps({"pids": {p.name: p.pid for p in stack.processes}}, indent=2))
+    stack.install_operator()
     settings = {
         "KUBECONFIG": str(stack.plane.kubeconfig),
         "KUBELOOP_S3_ENDPOINT": stack.minio.url,
@@ -50,7 +51,8 @@ def up() -> None:
     lines.append(f'export PATH={shlex.quote(path)}:"$PATH"')
     ENV.write_text("\n".join(lines) + "\n")
     ENV.chmod(0o600)  # it holds the MinIO keys
-    print(f"up: kube-apiserver {stack.plane.server}, MinIO {stack.minio.url}, node kubeloop-local")
+    print(f"up: kube-apiserver {stack.plane.server}, MinIO {stack.minio.url}, node kubeloop-local,")
+    print("    CRDs installed, the operator running as a pod in kubeloop-system (from this working tree)")
     print(f"logs in {DEV}/*/logs; use it with:  source {ENV}")
 
 

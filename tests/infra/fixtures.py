@@ -33,14 +33,7 @@ class Cluster:
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.plane.bins.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
-            capture_output=True,
-            text=True,
-            check=check,
-            input=input,
-            timeout=120,
-        )
+        return self.plane.kubectl(*args, check=check, input=input)
 
 
 @pytest.fixture(scope="session")

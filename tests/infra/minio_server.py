@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from minio import Minio
 
 from tests.infra.controlplane import scratch_dir
-from tests.infra.processes import ManagedProcess, free_port, wait_until
+from tests.infra.processes import ManagedProcess, free_port, http_ok, wait_until
 from tests.infra.testbin import Binaries, binaries
 
 
@@ -70,10 +69,7 @@ class MinioServer:
         return self
 
     def _ready(self) -> bool:
-        assert self.process is not None
-        self.process.check_alive()
-        with urllib.request.urlopen(f"{self.url}/minio/health/ready", timeout=3) as response:
-            return bool(response.status == 200)
+        return http_ok(f"{self.url}/minio/health/ready", self.process)
 
     def client(self) -> Minio:
         return Minio(self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=False)

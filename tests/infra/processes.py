@@ -6,8 +6,10 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,20 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
             last_error = error
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
+
+
+def http_ok(
+    url: str,
+    process: ManagedProcess | None = None,
+    context: ssl.SSLContext | None = None,
+    token: str | None = None,
+) -> bool:
+    """GET `url` answers 200; first make sure `process` (the server being waited for) has not died."""
+    if process is not None:
+        process.check_alive()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=3, context=context) as response:
+        return bool(response.status == 200)
 
 
 def tail(path: Path, lines: int = 40) -> str:

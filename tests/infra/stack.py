@@ -19,6 +19,7 @@ from tests.infra.minio_server import MinioServer
 from tests.infra.processes import ManagedProcess, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
+OPERATOR_NAMESPACE = "kubeloop-system"
 
 
 def start_local_node(plane: ControlPlane, host_ports: list[int]) -> ManagedProcess:
@@ -57,6 +58,29 @@ class Stack:
             self.stop()
             raise
         return self
+
+    def install_operator(self) -> None:
+        """CRDs from crds/, then the operator as a pod from manifests/base, as the chart installs it:
+        S3 keys in the Secret kubeloop-s3, the endpoint and bucket in its settings ConfigMap."""
+        assert self.plane is not None and self.minio is not None
+        kubectl = self.plane.kubectl
+        kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+        kubectl("apply", "-f", str(REPO / "manifests" / "base" / "operator.yaml"))
+        ns = f"--namespace={OPERATOR_NAMESPACE}"
+        for kind, name, pairs in (
+            ("secret", "kubeloop-s3", {"accessKey": self.minio.access_key,
+                                       "secretKey": self.minio.secret_key}),
+            ("configmap", "kubeloop-operator-settings", {
+                "KUBELOOP_S3_ENDPOINT": self.minio.url, "KUBELOOP_S3_BUCKET": self.minio.bucket}),
+        ):  # fmt: skip
+            literals = [f"--from-literal={key}={value}" for key, value in pairs.items()]
+            extra = ["generic"] if kind == "secret" else []
+            manifest = kubectl(
+                "create", kind, *extra, name, ns, *literals, "--dry-run=client", "-o=yaml"
+            ).stdout
+            kubectl("apply", "-f", "-", input=manifest)
+        kubectl("rollout", "status", ns, "deployment/kubeloop-operator", "--timeout=120s")
 
     @property
     def processes(self) -> list[ManagedProcess]:

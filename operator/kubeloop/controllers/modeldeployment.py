@@ -1,0 +1,7 @@
+"""ModelDeployment handlers. The core reconcile for now; the kind's own behaviour comes with its issue."""
+
+from kubeloop.api.v1alpha1.registry import MODEL_DEPLOYMENT
+from kubeloop.controllers.core import register_core
+from kubeloop.planning import modeldeployment
+
+register_core(MODEL_DEPLOYMENT, modeldeployment.POLICY)

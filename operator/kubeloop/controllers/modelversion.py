@@ -1,0 +1,7 @@
+"""ModelVersion handlers. The core reconcile for now; the kind's own behaviour comes with its issue."""
+
+from kubeloop.api.v1alpha1.registry import MODEL_VERSION
+from kubeloop.controllers.core import register_core
+from kubeloop.planning import modelversion
+
+register_core(MODEL_VERSION, modelversion.POLICY)

@@ -1,0 +1,1 @@
+"""The operator process: Kopf with kubeloop's settings, metrics and health endpoints."""

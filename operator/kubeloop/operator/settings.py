@@ -1,0 +1,27 @@
+"""Operator settings from environment variables (KUBELOOP_*); credentials come from a Secret via env."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KUBELOOP_", extra="ignore")
+
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty means all namespaces."
+    )
+    bind_host: str = Field(default="0.0.0.0", description="Address for the metrics and health endpoints.")
+    metrics_port: int = Field(default=8080, ge=0, le=65535, description="Prometheus /metrics port (0: off).")
+    health_port: int = Field(default=8081, ge=0, le=65535, description="Liveness /healthz port (0: off).")
+    log_format: str = Field(default="json", pattern="^(json|text)$", description="json or text logs.")
+    verbose: bool = Field(default=False, description="Debug logging.")
+    s3_endpoint: str = Field(default="", description="S3/MinIO endpoint URL, e.g. http://minio:9000.")
+    s3_bucket: str = Field(default="kubeloop", description="Bucket for artifacts, logs and reports.")
+    s3_access_key: SecretStr = Field(default=SecretStr(""), description="From the S3 Secret, via env.")
+    s3_secret_key: SecretStr = Field(default=SecretStr(""), description="From the S3 Secret, via env.")
+    s3_secret_name: str = Field(
+        default="kubeloop-s3",
+        description="Secret in each workload's namespace whose keys workloads get as env (never the values).",
+    )

@@ -1,0 +1,114 @@
+"""The part of every reconcile that is the same for all kinds: check the spec, then write
+observedGeneration, phase and the kind's summary condition; an Event only on a transition.
+
+A spec the API server accepted can still be wrong in ways CEL cannot see (rules of our pydantic
+models, or a kind's own checks): that is the InvalidSpec condition plus a Warning Event, never an
+exception that Kopf would retry forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from kubeloop.planning.conditions import find, remove_condition, set_condition
+
+INVALID_SPEC = "InvalidSpec"
+Status = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Where a valid resource stands: its phase and its summary condition."""
+
+    phase: str
+    condition: str
+    status: bool | None
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class KindPolicy:
+    """What the core planner needs to know about one kind."""
+
+    spec_model: type[BaseModel]
+    # The phase and summary condition of a valid resource, or None once the kind's own controller
+    # owns them (training started, rollout live): the core then leaves them alone.
+    summarize: Callable[[BaseModel, Status], Summary | None]
+    invalid_phase: str
+    summary_condition: str
+    extra_checks: Callable[[BaseModel], list[str]] = field(default=lambda spec: [])
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: Status
+    events: list[Event]
+
+    def changes(self, current: Status) -> bool:
+        return any(current.get(key) != value for key, value in self.status.items())
+
+
+def spec_problems(policy: KindPolicy, spec: dict[str, Any]) -> tuple[BaseModel | None, list[str]]:
+    try:
+        parsed = policy.spec_model.model_validate(spec)
+    except ValidationError as error:
+        return None, [_describe(e) for e in error.errors()]
+    return parsed, policy.extra_checks(parsed)
+
+
+def _describe(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "spec"
+    return f"spec.{location}: {error['msg'].removeprefix('Value error, ')}"
+
+
+def plan_core(policy: KindPolicy, resource: dict[str, Any], now: datetime) -> Plan:
+    """observedGeneration, phase and conditions for `resource` as the API server returned it."""
+    current: Status = dict(resource.get("status") or {})
+    generation = resource["metadata"].get("generation")
+    conditions = list(current.get("conditions") or [])
+    parsed, problems = spec_problems(policy, resource.get("spec") or {})
+    if parsed is None or problems:
+        message = "; ".join(problems)
+        conditions = set_condition(conditions, INVALID_SPEC, True, "SpecRejected", message,
+                                   generation=generation, now=now)  # fmt: skip
+        conditions = set_condition(conditions, policy.summary_condition, False, INVALID_SPEC, message,
+                                   generation=generation, now=now)  # fmt: skip
+        phase = policy.invalid_phase
+    else:
+        conditions = remove_condition(conditions, INVALID_SPEC)
+        summary = policy.summarize(parsed, current)
+        phase = current.get("phase") or ""
+        if summary is not None:
+            conditions = set_condition(conditions, summary.condition, summary.status, summary.reason,
+                                       summary.message, generation=generation, now=now)  # fmt: skip
+            phase = summary.phase
+    status = {"observedGeneration": generation, "phase": phase, "conditions": conditions}
+    return Plan(status, _transition_events(current, status, policy.summary_condition))
+
+
+def _transition_events(before: Status, after: Status, summary_condition: str) -> list[Event]:
+    """Events only where something changed: a new phase, or the spec turning (in)valid."""
+    events = []
+    was_invalid, is_invalid = (
+        find(before.get("conditions") or [], INVALID_SPEC),
+        find(after["conditions"], INVALID_SPEC),
+    )
+    if is_invalid and (not was_invalid or was_invalid.get("message") != is_invalid["message"]):
+        events.append(Event("Warning", INVALID_SPEC, is_invalid["message"]))
+    if before.get("phase") != after["phase"]:
+        summary = find(after["conditions"], summary_condition) or {}
+        events.append(Event("Normal", after["phase"], summary.get("message") or f"phase {after['phase']}"))
+    return events
