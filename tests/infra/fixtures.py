@@ -37,26 +37,29 @@ class Cluster:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    """MinIO, the control plane and the local node, once per test session."""
-    running = Stack().start()
+def minio() -> Iterator[MinioServer]:
+    """A real MinIO server, once per test session (component tests need nothing more)."""
+    server = MinioServer().start()
+    assert server.process is not None
+    LOG_SOURCES["minio"] = server.process.log
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(minio: MinioServer) -> Iterator[Stack]:
+    """The control plane and the local node (with the session's MinIO), once per test session."""
+    running = Stack(minio=minio).start()
     for process in running.processes:
         LOG_SOURCES[process.name] = process.log
     yield running
     running.stop()
-    LOG_SOURCES.clear()
 
 
 @pytest.fixture(scope="session")
 def cluster(stack: Stack) -> Cluster:
     assert stack.plane is not None
     return Cluster(stack.plane, config.new_client_from_config(config_file=str(stack.plane.kubeconfig)))
-
-
-@pytest.fixture(scope="session")
-def minio(stack: Stack) -> MinioServer:
-    assert stack.minio is not None
-    return stack.minio
 
 
 @pytest.fixture

@@ -48,10 +48,14 @@ class Stack:
     minio: MinioServer | None = None
     plane: ControlPlane | None = None
     node: ManagedProcess | None = None
+    _own_minio: bool = False
 
     def start(self) -> Stack:
+        """Start what is missing: a MinIO passed in (shared with component tests) is reused."""
         try:
-            self.minio = MinioServer(root=self.root / "minio", keep_root=True).start()
+            if self.minio is None:
+                self.minio = MinioServer(root=self.root / "minio", keep_root=True).start()
+                self._own_minio = True
             self.plane = ControlPlane(root=self.root / "cluster", keep_root=True).start()
             self.node = start_local_node(self.plane, [self.minio.port])
         except BaseException:
@@ -92,8 +96,9 @@ class Stack:
     def stop(self) -> None:
         if self.node is not None:
             self.node.stop(grace=30)  # the agent stops its pods and removes their namespaces
-        for part in (self.plane, self.minio):
-            if part is not None:
-                part.stop()
+        if self.plane is not None:
+            self.plane.stop()
+        if self.minio is not None and self._own_minio:
+            self.minio.stop()
         if not self.keep_root:
             shutil.rmtree(self.root, ignore_errors=True)

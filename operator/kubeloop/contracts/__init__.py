@@ -1,0 +1,1 @@
+"""Wire formats shared by the operator and the workloads (pydantic; no kopf, no kubernetes)."""
