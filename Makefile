@@ -4,13 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: help venv testbin lint typecheck test test-fast crds dev-up dev-down dev-status demo clean
+.PHONY: help venv testbin lint typecheck test test-fast crds dev-up dev-down dev-status demo clean \
+	images up chart-lint manifests
 
 help:
 	@echo "make demo      bring up the local stack and show it (see README)"
 	@echo "make test      install, build/reuse test binaries, lint, type-check, run every test tier"
 	@echo "make dev-up    control plane + MinIO + local node in the background (.dev/env to use it)"
 	@echo "make dev-down  stop exactly what dev-up started"
+	@echo "make chart-lint  helm lint the chart with every ci/ values file; check manifests/ is up to date"
+	@echo "make manifests regenerate the chart's CRD templates and manifests/ from crds/ and the chart"
+	@echo "make images    (Docker) build kubeloop/{operator,trainer,server}:<version>"
+	@echo "make up        (Docker) a kind cluster with the images, the chart, MinIO and the examples"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,3 +56,65 @@ demo: dev-up
 
 clean: dev-down
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# ---- Packaging: the Helm chart, the kustomize manifests derived from it, the images -------------
+
+VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n1)
+REVISION     := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+COMPONENTS   := operator trainer server
+PYTHON_IMAGE ?= python:3.11-slim-bookworm
+DOCKER       ?= docker
+KIND         ?= kind
+KIND_CLUSTER ?= kubeloop
+KUBECTL      ?= kubectl
+# The test binaries' helm (make testbin) when it is there, else the one on PATH.
+HELM = $(shell $(BIN)/python -c 'from tests.infra.testbin import binaries; h = binaries().helm; print(h if h.exists() else "")' 2>/dev/null | grep . || command -v helm)
+
+# Regenerate charts/kubeloop/templates/crds/ (from crds/), manifests/base and manifests/overlays/dev.
+manifests: testbin
+	$(BIN)/python -m manifests.generate
+
+chart-lint: testbin
+	$(HELM) lint --strict charts/kubeloop
+	@for values in charts/kubeloop/ci/*-values.yaml; do \
+	  echo "helm lint --strict -f $$values"; \
+	  $(HELM) lint --strict charts/kubeloop -f $$values >/dev/null || exit 1; \
+	done
+	$(BIN)/ruff check manifests/generate.py
+	$(BIN)/ruff format --check manifests/generate.py
+	$(BIN)/python -m manifests.generate --check
+
+# Needs a Docker engine. Pin the base by digest with PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:...
+images:
+	@for component in $(COMPONENTS); do \
+	  echo "== kubeloop/$$component:$(VERSION)"; \
+	  $(DOCKER) build -f images/$$component/Dockerfile -t kubeloop/$$component:$(VERSION) \
+	    --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg VERSION=$(VERSION) \
+	    --build-arg REVISION=$(REVISION) . || exit 1; \
+	done
+
+# Needs Docker, kind, kubectl and helm. A kind cluster with the images loaded, the chart installed
+# with its bundled MinIO, the S3 Secret (random keys, kept across runs), and the examples applied.
+up: images
+	$(KIND) get clusters | grep -qx '$(KIND_CLUSTER)' || $(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+	@for component in $(COMPONENTS); do \
+	  $(KIND) load docker-image --name $(KIND_CLUSTER) kubeloop/$$component:$(VERSION) || exit 1; \
+	done
+	$(KUBECTL) config use-context kind-$(KIND_CLUSTER)
+	$(KUBECTL) create namespace kubeloop-system --dry-run=client -o yaml | $(KUBECTL) apply -f -
+	$(KUBECTL) label namespace kubeloop-system --overwrite pod-security.kubernetes.io/enforce=restricted
+	$(KUBECTL) -n kubeloop-system get secret kubeloop-s3 >/dev/null 2>&1 || \
+	  $(KUBECTL) -n kubeloop-system create secret generic kubeloop-s3 \
+	    --from-literal=accessKey=kubeloop-$$(openssl rand -hex 4) --from-literal=secretKey=$$(openssl rand -hex 20)
+	$(HELM) upgrade --install kubeloop charts/kubeloop --namespace kubeloop-system \
+	  --set minio.enabled=true --set images.tag=$(VERSION) --wait --timeout 5m
+	$(KUBECTL) create namespace demo --dry-run=client -o yaml | $(KUBECTL) apply -f -
+	@access=$$($(KUBECTL) -n kubeloop-system get secret kubeloop-s3 -o jsonpath='{.data.accessKey}' | base64 -d); \
+	secret=$$($(KUBECTL) -n kubeloop-system get secret kubeloop-s3 -o jsonpath='{.data.secretKey}' | base64 -d); \
+	$(KUBECTL) -n demo create secret generic kubeloop-s3 --from-literal=accessKey="$$access" \
+	  --from-literal=secretKey="$$secret" --dry-run=client -o yaml | $(KUBECTL) apply -f - >/dev/null
+	$(KUBECTL) apply -n demo -f manifests/examples/
+	$(KUBECTL) wait -n demo --for=jsonpath='{.status.observedGeneration}'=1 --timeout=180s \
+	  trainingrun/churn-2024-06-01 modelversion/churn-v7 modeldeployment/churn modelmonitor/churn
+	$(KUBECTL) get kubeloop -n demo
+	@echo "kind cluster $(KIND_CLUSTER) is up: kubectl get kubeloop -A; remove it with: $(KIND) delete cluster --name $(KIND_CLUSTER)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import urllib.request
 from pathlib import Path
@@ -14,8 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class OperatorProcess:
-    def __init__(self, cluster: Cluster, name: str = "operator") -> None:
-        self.cluster, self.name = cluster, name
+    def __init__(self, cluster: Cluster, name: str = "operator", env: dict[str, str] | None = None) -> None:
+        self.cluster, self.name, self.extra_env = cluster, name, env or {}
         self.metrics_port, self.health_port = free_port(), free_port()
         self.process: ManagedProcess | None = None
 
@@ -24,6 +25,7 @@ class OperatorProcess:
             **os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "KUBELOOP_BIND_HOST": "127.0.0.1",
             "KUBELOOP_METRICS_PORT": str(self.metrics_port), "KUBELOOP_HEALTH_PORT": str(self.health_port),
             "PYTHONPATH": str(REPO / "operator"),
+            **self.extra_env,
         }  # fmt: skip
         log = self.cluster.plane.logs / f"{self.name}.log"
         self.process = ManagedProcess(
@@ -45,6 +47,12 @@ class OperatorProcess:
         return sum(
             float(line[len(prefix) :]) for line in self.metrics().splitlines() if line.startswith(prefix)
         )
+
+    def crash(self) -> None:
+        """SIGKILL, as an OOM kill or a node failure would: no shutdown code runs."""
+        assert self.process is not None and self.process.popen is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.popen.wait()
 
     def stop(self) -> None:
         if self.process is not None:

@@ -47,7 +47,7 @@ def test_operator_pod_runs_under_restricted_pod_security_and_reconciles(
     assert env == {"KUBELOOP_S3_ACCESS_KEY": "kubeloop-s3", "KUBELOOP_S3_SECRET_KEY": "kubeloop-s3"}
     apply_examples(installed, namespace)
     status = wait_observed(installed, namespace, "TrainingRun", "churn-2024-06-01", 1)["status"]
-    assert status["phase"] == "Pending"
+    assert status["phase"] == "Searching"  # the search Job was created by the pod's own RBAC
 
 
 @pytest.mark.parametrize(("verb", "resource", "allowed"), [
@@ -56,7 +56,10 @@ def test_operator_pod_runs_under_restricted_pod_security_and_reconciles(
     ("create", "events", True),
     ("update", "trainingruns.kubeloop.io", False),  # spec is the user's; status and annotations are patched
     ("get", "secrets", False),
-    ("list", "pods", False),
+    ("list", "pods", True),  # termination messages carry the Jobs' results
+    ("create", "jobs.batch", True),
+    ("delete", "jobs.batch", False),  # owner references let the garbage collector do it
+    ("create", "pods", False),
     ("create", "customresourcedefinitions.apiextensions.k8s.io", False),
     ("delete", "namespaces", False),
 ])  # fmt: skip

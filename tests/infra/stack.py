@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,26 +65,38 @@ class Stack:
         return self
 
     def install_operator(self) -> None:
-        """CRDs from crds/, then the operator as a pod from manifests/base, as the chart installs it:
-        S3 keys in the Secret kubeloop-s3, the endpoint and bucket in its settings ConfigMap."""
+        """CRDs from crds/, then the operator from the Helm chart (charts/kubeloop) as the release
+        `kubeloop` in kubeloop-system (PodSecurity `restricted`, the namespace rendered by the chart):
+        S3 keys in the Secret kubeloop-s3, the endpoint and bucket as chart values, which the chart
+        puts in the operator's settings ConfigMap. Re-running it upgrades the release."""
         assert self.plane is not None and self.minio is not None
-        kubectl = self.plane.kubectl
+        plane, kubectl = self.plane, self.plane.kubectl
+        chart, ns = REPO / "charts" / "kubeloop", f"--namespace={OPERATOR_NAMESPACE}"
+
+        def helm(*args: str) -> str:
+            homes = {
+                f"HELM_{d}_HOME": str(plane.root / f"helm-{d.lower()}") for d in ("CACHE", "CONFIG", "DATA")
+            }
+            argv = [str(plane.bins.require("helm").helm), f"--kubeconfig={plane.kubeconfig}", *args]
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
+                                  env={**os.environ, **homes})  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeError(f"helm {' '.join(args)} exited {done.returncode}: {done.stderr}")
+            return done.stdout
+
         kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
         kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
-        kubectl("apply", "-f", str(REPO / "manifests" / "base" / "operator.yaml"))
-        ns = f"--namespace={OPERATOR_NAMESPACE}"
-        for kind, name, pairs in (
-            ("secret", "kubeloop-s3", {"accessKey": self.minio.access_key,
-                                       "secretKey": self.minio.secret_key}),
-            ("configmap", "kubeloop-operator-settings", {
-                "KUBELOOP_S3_ENDPOINT": self.minio.url, "KUBELOOP_S3_BUCKET": self.minio.bucket}),
-        ):  # fmt: skip
-            literals = [f"--from-literal={key}={value}" for key, value in pairs.items()]
-            extra = ["generic"] if kind == "secret" else []
-            manifest = kubectl(
-                "create", kind, *extra, name, ns, *literals, "--dry-run=client", "-o=yaml"
-            ).stdout
-            kubectl("apply", "-f", "-", input=manifest)
+        namespace = helm("template", "kubeloop", str(chart), ns, "--set=namespace.create=true",
+                         "--show-only=templates/namespace.yaml")  # fmt: skip
+        kubectl("apply", "-f", "-", input=namespace)
+        secret = kubectl(
+            "create", "secret", "generic", "kubeloop-s3", ns, "--dry-run=client", "-o=yaml",
+            f"--from-literal=accessKey={self.minio.access_key}",
+            f"--from-literal=secretKey={self.minio.secret_key}",
+        ).stdout  # fmt: skip
+        kubectl("apply", "-f", "-", input=secret)
+        helm("upgrade", "--install", "kubeloop", str(chart), ns, "--set=crds.enabled=false",
+             f"--set=s3.endpoint={self.minio.url}", f"--set=s3.bucket={self.minio.bucket}")  # fmt: skip
         kubectl("rollout", "status", ns, "deployment/kubeloop-operator", "--timeout=120s")
 
     @property

@@ -24,7 +24,12 @@ class Wire(BaseModel):
 
 
 class InputColumn(Wire):
-    """One named input of the ONNX graph: one per dataset feature column."""
+    """One named input of the ONNX graph: one per dataset feature column, each a [N, 1] tensor.
+
+    Tensor element type by `type`: float -> float32 (missing: NaN; null in JSON), integer -> int64
+    (never missing: integer columns with gaps are trained as float), string -> string, boolean ->
+    string "true"/"false". A missing string or boolean is the empty string "".
+    """
 
     name: str
     type: ColumnKind
@@ -36,7 +41,7 @@ class Signature(Wire):
     inputs: list[InputColumn]
     task: Task
     classes: list[str] | None = None  # classification: the label of each probability column, in order
-    label_output: str = "label"  # ONNX output names
+    label_output: str = "label"  # ONNX output names; for regression the value output ("value")
     probability_output: str | None = "probabilities"
     value_output: str | None = None  # regression
 

@@ -35,12 +35,16 @@ class TrainingResult(Wire):
 
 
 class TrialResult(Wire):
+    """One search trial. Also what a trial pod reports when the run cannot go on (DataInvalid, Failed)."""
+
     index: int
     params: dict[str, Any]
-    score: float | None = None  # mean cross-validated score; None when the trial failed
+    score: float | None = None  # mean cross-validated score of `metric` in its own units; None if failed
     metric: str
     outcome: Outcome
     message: str = ""
+    reason: str | None = None  # CamelCase cause when not Succeeded (e.g. DataValidationFailed)
+    violations: list[Violation] = Field(default_factory=list)  # when outcome is DataInvalid
 
 
 class ValidationResult(Wire):
@@ -58,7 +62,7 @@ class ValidationResult(Wire):
 def write_result(result: Wire) -> str:
     """Write `result` as the termination message, trimmed to fit: lists shrink before failing."""
     text = result.to_json()
-    if len(text.encode()) > RESULT_LIMIT and isinstance(result, TrainingResult):
+    if len(text.encode()) > RESULT_LIMIT and isinstance(result, TrainingResult | TrialResult):
         kept = result.model_copy(
             update={"violations": result.violations[:5], "message": result.message[:500]}
         )

@@ -47,3 +47,8 @@ class TrainerTask(Wire):
 
 def termination_log_path() -> str:
     return os.environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG)
+
+
+# Exit codes of workload containers: the Jobs' podFailurePolicy fails the Job at once on a
+# permanent failure (bad data, refused spec, tampered artifact) and retries transient ones.
+EXIT_OK, EXIT_TRANSIENT, EXIT_PERMANENT = 0, 1, 2

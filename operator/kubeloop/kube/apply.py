@@ -13,27 +13,11 @@ from kubernetes import client
 
 from kubeloop.kube import FIELD_MANAGER
 from kubeloop.kube.client import api_client
+from kubeloop.planning.workloads import owned, owner_reference
+
+__all__ = ["apply", "owned", "owner_reference"]
 
 Obj = dict[str, Any]
-
-
-def owner_reference(owner: Obj) -> Obj:
-    """Makes `owner` the controller of a child: garbage collection deletes the child with it."""
-    return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def owned(child: Obj, owner: Obj) -> Obj:
-    """`child` with `owner` as its controller and the owner's namespace."""
-    metadata = {**child.get("metadata", {}), "ownerReferences": [owner_reference(owner)]}
-    metadata.setdefault("namespace", owner["metadata"]["namespace"])
-    return {**child, "metadata": metadata}
 
 
 # The kinds kubeloop creates; a kind missing here is a programming error, not a guess at English.

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kubeloop import __version__
+from kubeloop.planning.workloads import WorkloadSettings
+from kubeloop.store.client import StoreSettings
 
 
 class OperatorSettings(BaseSettings):
@@ -25,3 +31,28 @@ class OperatorSettings(BaseSettings):
         default="kubeloop-s3",
         description="Secret in each workload's namespace whose keys workloads get as env (never the values).",
     )
+    trainer_image: str = Field(
+        default=f"kubeloop/trainer:{__version__}", description="Image of training Jobs."
+    )
+    server_image: str = Field(
+        default=f"kubeloop/server:{__version__}", description="Image of model servers and validation Jobs."
+    )
+
+    def workloads(self) -> WorkloadSettings:
+        return WorkloadSettings(
+            self.s3_endpoint, self.s3_bucket, self.s3_secret_name, self.trainer_image, self.server_image
+        )
+
+    def store(self) -> StoreSettings:
+        return StoreSettings(
+            self.s3_endpoint,
+            self.s3_access_key.get_secret_value(),
+            self.s3_secret_key.get_secret_value(),
+            self.s3_bucket,
+        )
+
+
+@functools.cache
+def current() -> OperatorSettings:
+    """The settings from the environment, read once."""
+    return OperatorSettings()

@@ -20,6 +20,11 @@ def request_log_prefix(namespace: str, deployment: str, version: int, at: dateti
     return f"logs/{namespace}/{deployment}/v{version}/dt={at:%Y-%m-%d}/hr={at:%H}/"
 
 
+def review_prefix(namespace: str, deployment: str, version: int, at: datetime) -> str:
+    """Low-confidence predictions waiting for a human label (ModelDeployment reviewThreshold)."""
+    return f"review/{namespace}/{deployment}/v{version}/dt={at:%Y-%m-%d}/hr={at:%H}/"
+
+
 def feedback_prefix(namespace: str, deployment: str, at: datetime) -> str:
     return f"feedback/{namespace}/{deployment}/dt={at:%Y-%m-%d}/hr={at:%H}/"
 

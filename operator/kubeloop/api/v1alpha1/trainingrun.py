@@ -385,6 +385,15 @@ class DatasetStatus(KubeModel):
     columns: int | None = Field(default=None, ge=0, description="Number of columns.")
 
 
+class ViolationStatus(KubeModel):
+    """A dataset validation rule the data broke."""
+
+    rule: str = Field(max_length=64, description="The rule, e.g. maxMissingFraction or allowedCategories.")
+    column: str | None = Field(default=None, max_length=256, description="The column, when the rule has one.")
+    count: int = Field(default=0, ge=0, description="How many values broke it.")
+    message: str = Field(default="", max_length=1024, description="What was expected and what was found.")
+
+
 class TrainingRunStatus(StatusBase):
     """Observed state of the run. Condition types: DataValid, Succeeded."""
 
@@ -395,6 +404,11 @@ class TrainingRunStatus(StatusBase):
         default=None, description="Search progress (runs with a search only)."
     )
     dataset: DatasetStatus | None = Field(default=None, description="Fingerprint of the dataset used.")
+    violations: list[ViolationStatus] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Validation rules the dataset broke (DataValid=False).",
+    )
     metrics: dict[str, float] = Field(
         default_factory=dict, description="Test-split metrics of the final model."
     )
