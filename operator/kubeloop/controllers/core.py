@@ -27,7 +27,7 @@ from kubeloop.kube.events import post_event
 from kubeloop.kube.status import patch_status
 from kubeloop.operator.metrics import reconcile_observed
 from kubeloop.planning.conditions import find
-from kubeloop.planning.core import INVALID_SPEC, Event, KindPolicy, plan_core
+from kubeloop.planning.core import INVALID_SPEC, Event, KindPolicy, plan_core, status_changes
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 Obj = dict[str, Any]
@@ -59,8 +59,7 @@ def reconcile(info: KindInfo, policy: KindPolicy, progress: ProgressFn | None, b
             # A phase the step moved on from at once is not worth an Event of its own.
             kept = [e for e in events if e.type == "Warning" or e.reason == step.status.get("phase")]
             status, events = step.status, kept + step.events
-        current = resource.get("status") or {}
-        if any(current.get(key) != value for key, value in status.items()):
+        if status_changes(resource.get("status") or {}, status):
             try:
                 patch_status(
                     info.plural, meta["namespace"], meta["name"], status, meta.get("resourceVersion")

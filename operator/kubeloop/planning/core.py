@@ -58,7 +58,12 @@ class Plan:
     events: list[Event]
 
     def changes(self, current: Status) -> bool:
-        return any(current.get(key) != value for key, value in self.status.items())
+        return status_changes(current, self.status)
+
+
+def status_changes(current: Status, desired: Status) -> bool:
+    """Whether writing `desired` (a merge patch) would change `current`."""
+    return any(current.get(key) != value for key, value in desired.items())
 
 
 def spec_problems(policy: KindPolicy, spec: dict[str, Any]) -> tuple[BaseModel | None, list[str]]:
