@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+Result = TypeVar("Result", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -27,3 +31,13 @@ def parse_message(text: str | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def last_result(job: JobState, model: type[Result]) -> Result | None:
+    """The newest of the Job's results that parses as `model` (a retried pod reports last)."""
+    for raw in reversed(job.results):
+        try:
+            return model.model_validate(raw)
+        except ValidationError:
+            continue
+    return None

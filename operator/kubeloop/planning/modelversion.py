@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from kubeloop.api.v1alpha1 import ModelVersionSpec
 from kubeloop.contracts.results import ValidationResult
 from kubeloop.contracts.tasks import EXIT_PERMANENT
 from kubeloop.planning.conditions import set_condition, timestamp
 from kubeloop.planning.core import Event, KindPolicy, Summary
-from kubeloop.planning.jobs import JobState
+from kubeloop.planning.jobs import JobState, last_result
 from kubeloop.planning.workloads import WorkloadSettings, container, labels_for, owned, pod_spec, store_env
 from kubeloop.store.layout import CARD_FILE
 
@@ -95,15 +95,6 @@ class VersionPlan:
     create: list[Obj] = field(default_factory=list)
 
 
-def _verdict(job: JobState) -> ValidationResult | None:
-    for raw in reversed(job.results):
-        try:
-            return ValidationResult.model_validate(raw)
-        except ValidationError:
-            continue
-    return None
-
-
 def enter_stage(status: Obj, stage: str, reason: str, by: str, now: datetime) -> Event | None:
     """Move to `stage` with an audit entry; nothing when already there."""
     if status.get("stage") == stage:
@@ -143,7 +134,7 @@ def plan_version(
         )
         validated(None, "Validating", "checking digest, loading in onnxruntime, replaying the golden rows")
         return plan
-    verdict = _verdict(job)
+    verdict = last_result(job, ValidationResult)
     if job.complete and verdict is not None and verdict.ok:
         status["phase"] = "Ready"
         validated(True, "Validated", verdict.message)

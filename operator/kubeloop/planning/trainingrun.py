@@ -16,7 +16,7 @@ from kubeloop.api.v1alpha1 import TrainingRunSpec
 from kubeloop.contracts.results import TrainingResult, TrialResult
 from kubeloop.planning.conditions import set_condition, timestamp
 from kubeloop.planning.core import Event, KindPolicy, Summary
-from kubeloop.planning.jobs import JobState
+from kubeloop.planning.jobs import JobState, last_result
 from kubeloop.planning.trainingrun_children import (
     remaining_deadline,
     training_job,
@@ -83,15 +83,6 @@ def best_trial(trials: list[TrialResult]) -> TrialResult | None:
         return None
     sign = -1 if scored[0].metric in LOWER_IS_BETTER else 1
     return max(scored, key=lambda t: (sign * float(t.score or 0), -t.index))
-
-
-def _training_result(job: JobState) -> TrainingResult | None:
-    for raw in reversed(job.results):
-        try:
-            return TrainingResult.model_validate(raw)
-        except ValidationError:
-            continue
-    return None
 
 
 class _Run:
@@ -212,7 +203,7 @@ def _train(step: _Run, params: Obj) -> None:
         step.phase("Training", "training the final model")
         step.progress("Training", "final training started", None)
         return
-    result = _training_result(job)
+    result = last_result(job, TrainingResult)
     if result is not None and result.outcome == "DataInvalid":
         step.data_invalid(
             result.message, [v.model_dump(by_alias=True, exclude_none=True) for v in result.violations]
