@@ -250,7 +250,7 @@ CLUSTER_WIDE_ACCESS = [
     *[(verb, f"{plural}.kubeloop.io", True) for plural in PLURALS for verb in OBJECT_VERBS],
     *[(verb, f"{plural}.kubeloop.io/status", True) for plural in PLURALS for verb in ("get", "patch")],
     ("create", "modelversions.kubeloop.io", True),
-    ("create", "trainingruns.kubeloop.io", False),
+    ("create", "trainingruns.kubeloop.io", True),  # a drifting monitor retrains
     ("update", "trainingruns.kubeloop.io", False),  # spec is the user's
     ("delete", "modelversions.kubeloop.io", False),
     *[(verb, "jobs.batch", True) for verb in ("get", "list", "watch", "create")],
@@ -261,7 +261,13 @@ CLUSTER_WIDE_ACCESS = [
     ("create", "customresourcedefinitions.apiextensions.k8s.io", False),
     ("watch", "namespaces", True), ("delete", "namespaces", False),
     ("get", "secrets", False), ("list", "secrets", False), ("watch", "secrets", False),
-    ("get", "configmaps", False), ("create", "deployments.apps", False),
+    ("get", "configmaps", True), ("delete", "configmaps", False), ("create", "deployments.apps", True),
+    ("delete", "deployments.apps", True),
+    ("update", "deployments.apps", False), ("create", "cronjobs.batch", True),
+    ("watch", "endpointslices.discovery.k8s.io", True), ("create", "endpointslices.discovery.k8s.io", False),
+    ("create", "roles.rbac.authorization.k8s.io", True),
+    ("create", "clusterroles.rbac.authorization.k8s.io", False),
+    ("delete", "roles.rbac.authorization.k8s.io", False), ("create", "serviceaccounts/token", False),
 ]  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 {{/*
 The operator's permissions, one place for both modes. These are all it needs, and no more: it never
-reads Secrets (workloads get the S3 keys by reference), never deletes (owner references let the
-garbage collector do that) and never writes a resource's spec.
+reads Secrets (workloads get the S3 keys by reference), never writes a resource's spec, and deletes
+only the serving children of a version a ModelDeployment has retired (owner references let the
+garbage collector remove everything else).
 */}}
 
 {{/* Rules on namespaced resources: a ClusterRole cluster-wide, a Role per watched namespace. */}}
@@ -14,14 +15,52 @@ garbage collector do that) and never writes a resource's spec.
 - apiGroups: [kubeloop.io]
   resources: [trainingruns/status, modelversions/status, modeldeployments/status, modelmonitors/status]
   verbs: [get, patch]
-# A succeeded TrainingRun registers its model as a new ModelVersion.
+# A succeeded TrainingRun registers a ModelVersion; a drifting ModelMonitor starts a TrainingRun.
 - apiGroups: [kubeloop.io]
-  resources: [modelversions]
+  resources: [modelversions, trainingruns]
   verbs: [create]
 # Training, search trials and version validation run as Jobs.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create]
+# Monitors run on a schedule.
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [get, list, watch, create, patch]
+# Model servers and routers of a ModelDeployment; a retired version's are deleted.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
+# Their Services.
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, create, patch, delete]
+# The routing ConfigMap the routers follow.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, patch]
+# Optional per-version autoscaling and disruption budgets.
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, create, patch, delete]
+# A PodDisruptionBudget per version with more than one server pod.
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, create, patch, delete]
+# Routers read their routing ConfigMap and backends' EndpointSlices with their own account and Role
+# (granted by the operator, which must hold those permissions itself); the operator finds router pods
+# through the same EndpointSlices to read their comparison statistics.
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
+# The routers' own account, Role and RoleBinding (read-only, their namespace).
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create, patch]
+# The routers' Role and RoleBinding.
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, patch]
 # The Jobs' pods: their termination messages carry the results.
 - apiGroups: [""]
   resources: [pods]

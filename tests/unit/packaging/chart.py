@@ -17,6 +17,7 @@ CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 Obj = dict[str, Any]
 
 # What the operator needs today, exactly (the rules of the hand-written manifest it replaced).
+ALL_BUT_UPDATE = ["get", "list", "watch", "create", "patch", "delete"]
 NAMESPACED_RULES: list[Obj] = [
     {"apiGroups": ["kubeloop.io"],
      "resources": ["trainingruns", "modelversions", "modeldeployments", "modelmonitors"],
@@ -25,8 +26,20 @@ NAMESPACED_RULES: list[Obj] = [
      "resources": ["trainingruns/status", "modelversions/status", "modeldeployments/status",
                    "modelmonitors/status"],
      "verbs": ["get", "patch"]},
-    {"apiGroups": ["kubeloop.io"], "resources": ["modelversions"], "verbs": ["create"]},
+    {"apiGroups": ["kubeloop.io"], "resources": ["modelversions", "trainingruns"], "verbs": ["create"]},
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create"]},
+    {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get", "list", "watch", "create", "patch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ALL_BUT_UPDATE},
+    {"apiGroups": [""], "resources": ["services"], "verbs": ALL_BUT_UPDATE},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "patch"]},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"],
+     "verbs": ["get", "list", "create", "patch", "delete"]},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"],
+     "verbs": ["get", "list", "create", "patch", "delete"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create", "patch"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
+     "verbs": ["get", "create", "patch"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]  # fmt: skip
