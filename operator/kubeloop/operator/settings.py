@@ -38,9 +38,28 @@ class OperatorSettings(BaseSettings):
         default=f"kubeloop/server:{__version__}", description="Image of model servers and validation Jobs."
     )
 
+    router_image: str = Field(
+        default=f"kubeloop/router:{__version__}", description="Image of ModelDeployment routers."
+    )
+    monitor_image: str = Field(
+        default=f"kubeloop/monitor:{__version__}", description="Image of ModelMonitor runs."
+    )
+    workload_pull_policy: str = Field(
+        default="IfNotPresent",
+        pattern="^(Always|IfNotPresent|Never)$",
+        description="imagePullPolicy of every workload container the operator starts.",
+    )
+
     def workloads(self) -> WorkloadSettings:
         return WorkloadSettings(
-            self.s3_endpoint, self.s3_bucket, self.s3_secret_name, self.trainer_image, self.server_image
+            self.s3_endpoint,
+            self.s3_bucket,
+            self.s3_secret_name,
+            self.trainer_image,
+            self.server_image,
+            router_image=self.router_image,
+            monitor_image=self.monitor_image,
+            pull_policy=self.workload_pull_policy,
         )
 
     def store(self) -> StoreSettings:

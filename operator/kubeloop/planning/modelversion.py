@@ -79,7 +79,15 @@ def validation_job(version: Obj, spec: ModelVersionSpec, settings: WorkloadSetti
             "template": {
                 "metadata": {"labels": labels},
                 "spec": pod_spec(
-                    [container("validator", settings.server_image, env, args=["validate"])],
+                    [
+                        container(
+                            "validator",
+                            settings.server_image,
+                            env,
+                            args=["validate"],
+                            pull_policy=settings.pull_policy,
+                        )
+                    ],
                     restart_policy="Never",
                 ),
             },

@@ -73,7 +73,16 @@ def training_job(
         "template": {
             "metadata": {"labels": labels},
             "spec": pod_spec(
-                [container("trainer", image, env, command=spec.command, resources=resources)],
+                [
+                    container(
+                        "trainer",
+                        image,
+                        env,
+                        command=spec.command,
+                        resources=resources,
+                        pull_policy=settings.pull_policy,
+                    )
+                ],
                 restart_policy="Never",
             ),
         },

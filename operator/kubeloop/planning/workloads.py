@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kubeloop import __version__
+
 Obj = dict[str, Any]
 NON_ROOT_UID = 65532
 
@@ -23,6 +25,9 @@ class WorkloadSettings:
     s3_secret_name: str
     trainer_image: str
     server_image: str
+    router_image: str = f"kubeloop/router:{__version__}"
+    monitor_image: str = f"kubeloop/monitor:{__version__}"
+    pull_policy: str = "IfNotPresent"  # of every workload container
 
 
 def store_env(settings: WorkloadSettings) -> list[Obj]:
@@ -55,11 +60,12 @@ def restricted_container_security() -> Obj:
 
 
 def container(name: str, image: str, env: list[Obj], *, args: list[str] | None = None,
-              command: list[str] | None = None, resources: Obj | None = None) -> Obj:  # fmt: skip
+              command: list[str] | None = None, resources: Obj | None = None,
+              pull_policy: str = "IfNotPresent") -> Obj:  # fmt: skip
     spec: Obj = {
         "name": name,
         "image": image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": pull_policy,
         "env": env,
         "resources": resources or {},
         "securityContext": restricted_container_security(),

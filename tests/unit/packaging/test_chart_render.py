@@ -296,6 +296,10 @@ def test_settings_configmap_is_what_the_operator_reads(values: str, monkeypatch:
     }
     if values == "images":
         assert settings.trainer_image == "registry.example.com:5000/ml/kubeloop/trainer:0.1.0-gpu"
+        assert settings.router_image == "registry.example.com:5000/ml/kubeloop/router:0.1.0-rc.2"
+        digest = "00112233445566778899aabbccddeeff" * 2
+        assert settings.monitor_image == f"registry.example.com:5000/ml/kubeloop/monitor@sha256:{digest}"
+        assert settings.workload_pull_policy == "Always"
         assert (
             settings.server_image
             == "registry.example.com:5000/ml/kubeloop/server@sha256:" + "fedcba9876543210" * 4
