@@ -77,10 +77,12 @@ def reconcile(info: KindInfo, policy: KindPolicy, progress: ProgressFn | None, b
                 logger.warning("could not post Event %s: %s", event.reason, error.reason)
 
 
-def register_kind(info: KindInfo, policy: KindPolicy, progress: ProgressFn | None = None,
-                  active: Callable[[Obj], bool] | None = None, interval: float = 2.0) -> None:  # fmt: skip
+def register_kind(info: KindInfo, policy: KindPolicy, progress: ProgressFn | None = None, *,
+                  active: Callable[[Obj], bool] | None = None, interval: float = 2.0,
+                  idle_interval: float | None = None) -> None:  # fmt: skip
     """The reconcile on create, on spec change and when the operator (re)starts; with `progress`,
-    also every `interval` seconds while `active(status)` holds (waiting on Jobs, rollouts, ...)."""
+    also every `interval` seconds while `active(status)` holds (waiting on Jobs, rollouts, ...),
+    and every `idle_interval` seconds otherwise (things that change without telling the resource)."""
 
     def handler(*, body: kopf.Body, logger: Logger, **_: Any) -> None:
         reconcile(info, policy, progress, body, logger)
@@ -95,6 +97,13 @@ def register_kind(info: KindInfo, policy: KindPolicy, progress: ProgressFn | Non
 
         kopf.timer(API_GROUP, API_VERSION, info.plural, id="progress", interval=interval, when=when,
                    backoff=2)(handler)  # fmt: skip
+        if idle_interval is not None:
+
+            def idle(status: Any, **_: Any) -> bool:
+                return not is_active(dict(status or {}))
+
+            kopf.timer(API_GROUP, API_VERSION, info.plural, id="idle", interval=idle_interval, when=idle,
+                       backoff=2)(handler)  # fmt: skip
 
 
 def register_core(info: KindInfo, policy: KindPolicy) -> None:

@@ -28,4 +28,4 @@ def active(status: dict[str, Any]) -> bool:
     return status.get("phase") in ("Pending", "Validating")
 
 
-register_kind(MODEL_VERSION, modelversion.POLICY, progress, active)
+register_kind(MODEL_VERSION, modelversion.POLICY, progress, active=active)

@@ -80,4 +80,4 @@ def active(status: Obj) -> bool:
     return running and not status.get("completionTime")
 
 
-register_kind(TRAINING_RUN, trainingrun.POLICY, progress, active)
+register_kind(TRAINING_RUN, trainingrun.POLICY, progress, active=active)

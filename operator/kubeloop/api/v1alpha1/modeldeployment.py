@@ -321,6 +321,7 @@ class Comparison(KubeModel):
         default_factory=PerSide, description="Requests answered (or shadowed) per side."
     )
     errors: PerSide = Field(default_factory=PerSide, description="Failed requests per side.")
+    compared: int = Field(default=0, ge=0, description="Requests answered by both versions and compared.")
     agreement: float | None = Field(
         default=None, ge=0, le=1, description="Fraction of requests where both sides agree."
     )
@@ -349,6 +350,12 @@ class RolloutRecord(KubeModel):
     )
     start_time: datetime | None = Field(default=None, description="When the rollout started.")
     completion_time: datetime | None = Field(default=None, description="When it ended.")
+    generation: int | None = Field(
+        default=None,
+        description="metadata.generation when it ended: a rolled-back version is retried "
+        "only after the spec changes.",
+    )
+    approved_by: str | None = Field(default=None, max_length=256, description="Who approved the promotion.")
 
 
 class ModelDeploymentStatus(StatusBase):
