@@ -1,0 +1,1 @@
+"""`kubeloop`: the command line next to kubectl (status, approve, abort, promote, report)."""

@@ -1,0 +1,3 @@
+from kubeloop.cli.main import main
+
+raise SystemExit(main())
