@@ -69,7 +69,8 @@ class Life:
 @pytest.fixture(scope="module")
 def life(crds: Cluster, minio: MinioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Life]:
     namespace = "serving-life"
-    client.CoreV1Api(crds.api).create_namespace({"metadata": {"name": namespace}})
+    restricted = {"pod-security.kubernetes.io/enforce": "restricted"}  # servers and routers must be admitted
+    client.CoreV1Api(crds.api).create_namespace({"metadata": {"name": namespace, "labels": restricted}})
     prepare_namespace(crds, minio, namespace)
     operator = start_operator(crds, minio, "operator-serving")
     state = Life(crds, minio, namespace, operator)
