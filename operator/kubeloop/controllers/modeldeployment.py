@@ -15,6 +15,7 @@ from kubeloop.api.v1alpha1.registry import MODEL_DEPLOYMENT
 from kubeloop.controllers.core import Progress, register_kind
 from kubeloop.kube import serving
 from kubeloop.kube.apply import apply
+from kubeloop.operator.metrics import rollout_observed
 from kubeloop.operator.settings import current
 from kubeloop.planning import modeldeployment, rollout
 from kubeloop.planning.modeldeployment_children import ServedVersion
@@ -74,6 +75,7 @@ def progress(mdep: Obj, spec: BaseModel) -> Progress:
         apply_changed(meta["uid"], child)
     for number in plan.delete:
         serving.delete_version_children(meta["namespace"], meta["name"], number)
+    rollout_observed(meta["namespace"], meta["name"], mdep.get("status") or {}, plan.status)
     return Progress(plan.status, plan.events)
 
 

@@ -14,6 +14,7 @@ from kubeloop.contracts.model import ModelCard
 from kubeloop.controllers.core import Progress, register_kind
 from kubeloop.kube.jobs import create_job, job_state
 from kubeloop.kube.registry import create_next_version, version_made_by
+from kubeloop.operator.metrics import TRAINING_FAILURES
 from kubeloop.operator.settings import current
 from kubeloop.planning import trainingrun
 from kubeloop.planning.conditions import set_condition
@@ -71,6 +72,10 @@ def progress(run: Obj, spec: BaseModel) -> Progress:
         plan = trainingrun.plan_training(
             run, spec, dataclasses.replace(observed, registered=name), settings.workloads(), now
         )
+    if plan.status.get("phase") == "Failed" and (run.get("status") or {}).get("phase") != "Failed":
+        failed: Obj = next((c for c in plan.status.get("conditions") or [] if c["type"] == "Succeeded"), {})
+        meta = run["metadata"]
+        TRAINING_FAILURES.labels(meta["namespace"], meta["name"], failed.get("reason", "Failed")).inc()
     return Progress(plan.status, plan.events)
 
 

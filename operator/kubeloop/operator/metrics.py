@@ -1,12 +1,14 @@
-"""Prometheus metrics of the operator itself: reconciles, errors and durations per kind."""
+"""Prometheus metrics of the operator: reconciles, errors and durations per kind; training failures,
+rollout outcomes and the rollout in progress."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RECONCILES = Counter("kubeloop_reconcile_total", "Reconciles by kind and outcome.", ["kind", "outcome"])
 RECONCILE_ERRORS = Counter("kubeloop_reconcile_errors_total", "Reconciles that raised, by kind.", ["kind"])
@@ -34,3 +36,44 @@ def reconcile_observed(kind: str) -> Iterator[None]:
 def serve(host: str, port: int) -> None:
     if port:
         start_http_server(port, addr=host)
+
+
+# --- what the loop does (the chart's alerts and dashboard read these) --------------------------------
+
+TRAINING_FAILURES = Counter(
+    "kubeloop_trainingrun_failures_total", "TrainingRuns that failed.", ["namespace", "trainingrun", "reason"]
+)
+ROLLBACKS = Counter(
+    "kubeloop_rollout_rollbacks_total",
+    "Rollouts rolled back or aborted.",
+    ["namespace", "modeldeployment", "version", "reason"],
+)
+PROMOTIONS = Counter(
+    "kubeloop_rollout_promotions_total",
+    "Versions promoted to stable.",
+    ["namespace", "modeldeployment", "version"],
+)
+CANDIDATE_WEIGHT = Gauge(
+    "kubeloop_rollout_candidate_weight",
+    "Percent of requests the candidate answers.",
+    ["namespace", "modeldeployment"],
+)
+AGREEMENT = Gauge(
+    "kubeloop_rollout_agreement",
+    "Share of compared rows where candidate and stable agree (current step).",
+    ["namespace", "modeldeployment"],
+)
+
+
+def rollout_observed(namespace: str, name: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Count the rollouts that ended in this reconcile and set the gauges of the one in progress."""
+    for record in (after.get("history") or [])[len(before.get("history") or []) :]:
+        version = str(record["version"])
+        if record["outcome"] == "Promoted":
+            PROMOTIONS.labels(namespace, name, version).inc()
+        else:
+            ROLLBACKS.labels(namespace, name, version, record["reason"].split(":")[0]).inc()
+    CANDIDATE_WEIGHT.labels(namespace, name).set((after.get("candidate") or {}).get("weight", 0))
+    agreement = (after.get("comparison") or {}).get("agreement")
+    if agreement is not None:
+        AGREEMENT.labels(namespace, name).set(agreement)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.core import Metric
+from prometheus_client.metrics import MetricWrapperBase
 
 from kubeloop.operator import metrics as operator_metrics
 from kubeloop.operator.settings import OperatorSettings
@@ -61,14 +62,13 @@ def operator_settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> O
 def exported_metrics() -> set[str]:
     """Sample names the operator exports (counters with _total, histograms with their series)."""
     names = set()
-    for collector in (
-        operator_metrics.RECONCILES,
-        operator_metrics.RECONCILE_ERRORS,
-        operator_metrics.RECONCILE_SECONDS,
-    ):
+    collectors = [c for c in vars(operator_metrics).values() if isinstance(c, MetricWrapperBase)]
+    for collector in collectors:
         described: list[Metric] = list(collector.describe())
         for metric in described:
-            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}[metric.type]
+            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}[
+                metric.type
+            ]
             names |= {metric.name + suffix for suffix in suffixes}
     return names
 
