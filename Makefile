@@ -49,10 +49,10 @@ dev-down:
 dev-status:
 	$(BIN)/python -m tests.infra.devenv status
 
-# Until the training → serving → monitoring loop lands, the demo shows the stack, the operator
-# and the four resources reconciled in the namespace `demo`.
+# The whole loop in the namespace `demo`: train, validate, serve, monitor, drift, retrain, shadow,
+# canary, promote (tests/e2e/scenario.py, the same scenario as the end-to-end test).
 demo: dev-up
-	@bash tests/infra/demo.sh
+	@bash -c 'source .dev/env && exec $(abspath $(BIN))/python -m tests.e2e.demo'
 
 clean: dev-down
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
