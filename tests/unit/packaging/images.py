@@ -33,9 +33,12 @@ IMAGES = (
     Image("server", "server", "kubeloop.serving",
           ("kubeloop.serving", "kubeloop.store", "kubeloop.contracts"),
           ("sklearn", "skl2onnx", "pandas", "kopf", "kubernetes")),
+    Image("router", "router", "kubeloop.router",
+          ("kubeloop.router", "kubeloop.contracts"),
+          ("sklearn", "onnxruntime", "numpy", "pandas", "fastapi", "kopf", "kubernetes", "minio")),
 )  # fmt: skip
 # Components whose workload module does not exist yet: an image is due as soon as it does.
-PENDING = {"router": ("router", "kubeloop.router"), "monitor": ("monitor", "kubeloop.monitor")}
+PENDING = {"monitor": ("monitor", "kubeloop.monitor")}
 
 
 def pyproject() -> dict[str, object]:

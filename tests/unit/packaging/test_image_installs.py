@@ -6,7 +6,7 @@ operator).
 
 Bounded: downloads from PyPI land in a wheelhouse next to the test binaries (the package index here
 sends no cache headers, so pip's own cache stays empty); later runs install from it offline, and go
-back to PyPI only for what it lacks. The three installs run in parallel.
+back to PyPI only for what it lacks. The installs run in parallel.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from kubeloop.contracts.tasks import EXIT_PERMANENT, TASK_ENV, TERMINATION_LOG_ENV
+from kubeloop.router.__main__ import EX_CONFIG as ROUTER_EX_CONFIG
 from kubeloop.serving.__main__ import EX_CONFIG
 from tests.unit.packaging.images import IMAGES, REPO, Image, copied_sources, dockerfile
 from tests.unit.packaging.wheelhouse import WHEELHOUSE, pip_offline_first, run
@@ -108,6 +109,7 @@ def test_every_module_of_the_image_imports_and_nothing_else_is_installed(
 
 @pytest.mark.parametrize(("component", "module"), [
     ("server", "sklearn"), ("operator", "sklearn"), ("operator", "onnxruntime"),
+    ("router", "sklearn"), ("router", "onnxruntime"),
 ])  # fmt: skip
 def test_the_image_boundaries_hold(
     venvs: dict[str, Path], component: str, module: str, tmp_path: Path
@@ -139,6 +141,15 @@ def test_server_entrypoint_starts_and_refuses_a_missing_model(venvs: dict[str, P
     assert result.returncode == EX_CONFIG, result.stderr
     assert "Traceback" not in result.stderr
     assert "KUBELOOP_MODEL_URI" in result.stderr
+
+
+def test_router_entrypoint_starts_and_refuses_a_missing_routing_source(
+    venvs: dict[str, Path], tmp_path: Path
+) -> None:
+    result = run(venvs["router"], "-m", "kubeloop.router", cwd=tmp_path, check=False)
+    assert result.returncode == ROUTER_EX_CONFIG, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "KUBELOOP_ROUTING_CONFIGMAP" in result.stderr
 
 
 def test_the_wheel_carries_every_file_of_the_package(wheel: Path) -> None:

@@ -1,0 +1,181 @@
+"""Router overhead: the model server straight vs through `python -m kubeloop.router`, side by side.
+
+    .venv/bin/python bench/router_bench.py [--seconds 15] [--rounds 2] [--work /tmp/kubeloop-bench]
+
+Same model, bodies and load generator as bench/serving_bench.py (RandomForest 100 trees on 20
+float columns, V2 single-row bodies, `wrk -t1`). Three set-ups, measured one after the other in an
+order that alternates per round:
+
+- direct: wrk -> the stable server;
+- router: wrk -> router -> the stable server (table StableOnly);
+- router + shadow 100%: the same, every request also copied to a candidate server (same model,
+  version 2), answers compared; the stable path is what wrk measures.
+
+The router runs in standalone mode (KUBELOOP_ROUTING_FILE); switching the table rewrites the file,
+which the router re-reads. Everything shares the machine's two cores. Prints a Markdown table of
+medians over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving_bench import PYTHON, REPO, start, train, wrk
+
+POINTS = [("1 row, c=1", 1), ("1 row, c=32", 32)]
+SETUPS = ("direct", "router", "shadow")
+STABLE_PORT, CANDIDATE_PORT, ROUTER_PORT = 18000, 18002, 18010
+
+
+def routing(mode: str, epoch: str) -> dict[str, Any]:
+    table = {
+        "deployment": "bench",
+        "model": "bench",
+        "epoch": epoch,
+        "mode": mode,
+        "shadowPercent": 100,
+        "shadowQueue": 1024,
+        "stable": {"version": 1, "service": "bench-v1"},
+        "candidate": {"version": 2, "service": "bench-v2"},
+    }
+    endpoints = {"bench-v1": [f"127.0.0.1:{STABLE_PORT}"], "bench-v2": [f"127.0.0.1:{CANDIDATE_PORT}"]}
+    return {"table": table, "endpoints": endpoints}
+
+
+def get_json(port: int, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        document: dict[str, Any] = json.loads(response.read())
+        return document
+
+
+def set_table(file: Path, mode: str, epoch: str) -> None:
+    """Rewrite the routing file and wait until the router follows it."""
+    file.write_text(json.dumps(routing(mode, epoch)))
+    deadline = time.monotonic() + 10
+    while get_json(ROUTER_PORT, "/stats")["epoch"] != epoch:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the router did not pick up the new routing file")
+        time.sleep(0.1)
+
+
+def start_router(work: Path, file: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "operator"),
+        "KUBELOOP_ROUTING_FILE": str(file),
+        "KUBELOOP_BIND_HOST": "127.0.0.1",
+        "KUBELOOP_PORT": str(ROUTER_PORT),
+        "KUBELOOP_LOG_LEVEL": "WARNING",
+    }
+    log = (work / "router.log").open("ab")
+    argv = [PYTHON, "-m", "kubeloop.router"]
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if get_json(ROUTER_PORT, "/router/ready")["ready"]:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the router did not start; see {work / 'router.log'}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(30)
+
+
+def measure(setup: str, work: Path, file: Path, seconds: int, epoch: str) -> dict[str, Any]:
+    port = STABLE_PORT if setup == "direct" else ROUTER_PORT
+    if setup != "direct":
+        set_table(file, "Shadow" if setup == "shadow" else "StableOnly", epoch)
+    results: dict[str, Any] = {}
+    for label, connections in POINTS:
+        wrk(port, 1, connections, 3, work)  # warm-up
+        results[label] = wrk(port, 1, connections, seconds, work)
+    if setup == "shadow":
+        time.sleep(3)  # let the last copies land
+        stats = get_json(ROUTER_PORT, "/stats")
+        results["stats"] = {
+            "answered": stats["stable"]["requests"],
+            "copies": stats["candidate"]["requests"],
+            "compared": stats["comparison"]["requests"],
+            "agreed": stats["comparison"]["agreed"],
+            "rows": stats["comparison"]["rows"],
+            "copy errors": stats["comparison"]["candidateErrors"],
+            "dropped": stats["comparison"]["dropped"],
+        }
+    return results
+
+
+def table(rounds: list[dict[str, dict[str, Any]]]) -> str:
+    def median(setup: str, label: str, key: str) -> float:
+        return statistics.median(r[setup][label][key] for r in rounds)
+
+    names = {
+        "direct": "direct to the server",
+        "router": "through the router",
+        "shadow": "router + shadow 100%",
+    }
+    lines = [
+        "| point | path | req/s | p50 ms | p99 ms | added p50 ms | req/s vs direct |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, _ in POINTS:
+        direct_rps, direct_p50 = median("direct", label, "rps"), median("direct", label, "p50")
+        for setup in SETUPS:
+            rps, p50, p99 = (median(setup, label, key) for key in ("rps", "p50", "p99"))
+            added = "" if setup == "direct" else f"{p50 - direct_p50:+.2f}"
+            lines.append(
+                f"| {label} | {names[setup]} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {added} "
+                f"| {rps / direct_rps:.2f}x |"
+            )
+    for label, _ in POINTS:
+        plain, shadow = median("router", label, "p50"), median("shadow", label, "p50")
+        lines.append(f"\nShadow 100% vs no shadow, stable p50 at {label}: {shadow / plain - 1:+.0%}")
+    lines.append(f"\nLast shadow round's /stats: {json.dumps(rounds[-1]['shadow']['stats'])}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/kubeloop-bench"))
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    run = train(args.work)
+    file = args.work / "routing.json"
+    file.write_text(json.dumps(routing("StableOnly", "warm-up")))
+    load_before = os.getloadavg()[0]
+    os.environ["KUBELOOP_POD_NAME"] = "bench-stable"  # the two servers' request logs apart
+    stable = start("kubeloop", run, args.work, STABLE_PORT)
+    os.environ["KUBELOOP_POD_NAME"] = "bench-candidate"
+    candidate = start("kubeloop", run, args.work, CANDIDATE_PORT)
+    router = start_router(args.work, file)
+    try:
+        rounds = []
+        for index in range(args.rounds):
+            order = SETUPS if index % 2 == 0 else tuple(reversed(SETUPS))
+            rounds.append({s: measure(s, args.work, file, args.seconds, f"r{index}-{s}") for s in order})
+            print(f"round {index + 1}: {json.dumps(rounds[-1])}", file=sys.stderr)
+    finally:
+        for process in (router, candidate, stable):
+            stop(process)
+    print(table(rounds))
+    print(f"Load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
