@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 import requests
@@ -58,7 +59,7 @@ class Traffic:
             body = answer.json()
             truth = {
                 "requestId": body["requestId"],
-                "actual": same_type(body["predictions"][0]["label"], churned),
+                "actual": as_class(body["predictions"][0], churned),
             }
             sent = session.post(f"{self.base}/v1/feedback", json=truth, timeout=10)
             if sent.status_code != 200:
@@ -95,10 +96,12 @@ class Traffic:
         return f"{self.sent} requests ({by_version}), {len(self.failures)} failed"
 
 
-def same_type(label: object, churned: bool) -> object:
-    """The truth in the form the model's labels take (bool, int or text)."""
+def as_class(prediction: dict[str, Any], churned: bool) -> object:
+    """The truth spelled as the model's classes are (bool, int, or text in the model's own case)."""
+    label = prediction["label"]
     if isinstance(label, bool):
         return churned
     if isinstance(label, int):
         return int(churned)
-    return str(churned)
+    classes = list(prediction.get("probabilities") or {})
+    return next((c for c in classes if c.lower() == str(churned).lower()), str(churned))
