@@ -12,7 +12,7 @@ from kubeloop.api.v1alpha1 import ModelDeploymentSpec
 from kubeloop.contracts.routing import ROUTING_KEY, ComparisonStats, RouterStats, SideStats, bucket_of
 from kubeloop.planning.modeldeployment import DeploymentPlan, Observed, VersionView, plan_deployment
 from kubeloop.planning.modeldeployment_children import ServedVersion
-from kubeloop.planning.rollout import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION, epoch
+from kubeloop.planning.rollout import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION, PROMOTE_ANNOTATION, epoch
 from tests.unit.planning.test_trainingrun import SETTINGS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -272,3 +272,30 @@ def test_servers_are_restricted_and_only_routers_get_an_api_token() -> None:
     labels = server["spec"]["template"]["metadata"]["labels"]
     assert labels["kubeloop.io/model"] == "churn" and labels["kubeloop.io/version"] == "1"
     assert all(c["metadata"]["ownerReferences"][0]["uid"] == "u" for c in plan.apply)
+
+
+def test_promote_on_request_skips_the_remaining_steps() -> None:
+    drive = Driver(mdep(), versions(1, 2))
+    drive.serving_v1()
+    drive.roll_out(2)
+    drive.tick(1)
+    drive.tick(1, stats(drive.epoch()), {PROMOTE_ANNOTATION: "2", APPROVED_BY_ANNOTATION: "ana"})
+    record = drive.status["history"][-1]
+    assert (record["outcome"], record["reason"], record["approvedBy"]) == (
+        "Promoted",
+        "PromotedOnRequest",
+        "ana",
+    )
+    assert drive.stages[-2:] == [(1, "Archived"), (2, "Production")]
+
+
+def test_direct_replaces_the_stable_version_once_the_new_pods_are_ready() -> None:
+    drive = Driver(mdep(rollout={"strategy": "Direct"}), versions(1, 2))
+    drive.serving_v1()
+    drive.resource["spec"]["version"] = 2
+    drive.tick()
+    assert drive.status["candidate"]["version"] == 2 and drive.status["stable"]["version"] == 1
+    drive.ready[2] = 1
+    plan = drive.tick(1)
+    assert drive.status["stable"]["version"] == 2 and drive.status["history"][-1]["reason"] == "Direct"
+    assert table(plan)["stable"]["version"] == 2 and plan.delete == [1]
