@@ -157,6 +157,7 @@ class MonitorReport(Wire):
     prediction: FeatureDrift | None = None
     data_quality: DataQuality = Field(default_factory=DataQuality)
     performance: PerformanceReport | None = None
+    unknown_features: list[str] = Field(default_factory=list)  # in spec.drift.features, not in the model
     report_uri: str = ""  # report.html
     json_uri: str = ""
 

@@ -33,9 +33,12 @@ IMAGES = (
     Image("server", "server", "kubeloop.serving",
           ("kubeloop.serving", "kubeloop.store", "kubeloop.contracts"),
           ("sklearn", "skl2onnx", "pandas", "kopf", "kubernetes")),
+    Image("monitor", "monitor", "kubeloop.monitor",
+          ("kubeloop.monitor", "kubeloop.store", "kubeloop.contracts"),
+          ("sklearn", "onnxruntime", "kopf", "kubernetes", "fastapi")),
 )  # fmt: skip
 # Components whose workload module does not exist yet: an image is due as soon as it does.
-PENDING = {"router": ("router", "kubeloop.router"), "monitor": ("monitor", "kubeloop.monitor")}
+PENDING = {"router": ("router", "kubeloop.router")}
 
 
 def pyproject() -> dict[str, object]:

@@ -6,7 +6,7 @@ operator).
 
 Bounded: downloads from PyPI land in a wheelhouse next to the test binaries (the package index here
 sends no cache headers, so pip's own cache stays empty); later runs install from it offline, and go
-back to PyPI only for what it lacks. The three installs run in parallel.
+back to PyPI only for what it lacks. The installs run in parallel.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def test_every_module_of_the_image_imports_and_nothing_else_is_installed(
 
 
 @pytest.mark.parametrize(("component", "module"), [
-    ("server", "sklearn"), ("operator", "sklearn"), ("operator", "onnxruntime"),
+    ("server", "sklearn"), ("operator", "sklearn"), ("operator", "onnxruntime"), ("monitor", "sklearn"),
 ])  # fmt: skip
 def test_the_image_boundaries_hold(
     venvs: dict[str, Path], component: str, module: str, tmp_path: Path
@@ -139,6 +139,16 @@ def test_server_entrypoint_starts_and_refuses_a_missing_model(venvs: dict[str, P
     assert result.returncode == EX_CONFIG, result.stderr
     assert "Traceback" not in result.stderr
     assert "KUBELOOP_MODEL_URI" in result.stderr
+
+
+def test_monitor_entrypoint_starts_and_reports_a_missing_task(venvs: dict[str, Path], tmp_path: Path) -> None:
+    message = tmp_path / "termination-log"
+    env = {TERMINATION_LOG_ENV: str(message)}
+    result = run(venvs["monitor"], "-m", "kubeloop.monitor", cwd=tmp_path, check=False, **env)
+    assert result.returncode == EXIT_PERMANENT, result.stderr
+    summary = json.loads(message.read_text())
+    assert (summary["outcome"], summary["reason"]) == ("Failed", "InvalidTask")
+    assert TASK_ENV in summary["message"]
 
 
 def test_the_wheel_carries_every_file_of_the_package(wheel: Path) -> None:
