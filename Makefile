@@ -14,7 +14,7 @@ help:
 	@echo "make dev-down  stop exactly what dev-up started"
 	@echo "make chart-lint  helm lint the chart with every ci/ values file; check manifests/ is up to date"
 	@echo "make manifests regenerate the chart's CRD templates and manifests/ from crds/ and the chart"
-	@echo "make images    (Docker) build kubeloop/{operator,trainer,server,router}:<version>"
+	@echo "make images    (Docker) build kubeloop/{operator,trainer,server,router,monitor}:<version>"
 	@echo "make up        (Docker) a kind cluster with the images, the chart, MinIO and the examples"
 
 $(STAMP): pyproject.toml
@@ -61,7 +61,7 @@ clean: dev-down
 
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n1)
 REVISION     := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-COMPONENTS   := operator trainer server router
+COMPONENTS   := operator trainer server router monitor
 PYTHON_IMAGE ?= python:3.11-slim-bookworm
 DOCKER       ?= docker
 KIND         ?= kind

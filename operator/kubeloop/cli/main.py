@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from kubernetes.client.rest import ApiException
 
-from kubeloop.cli import rollout
+from kubeloop.cli import report, rollout
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,6 +17,8 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="a readable summary of a ModelDeployment's rollout")
     status.add_argument("deployment")
+    latest = commands.add_parser("report", help="the latest ModelMonitor verdict and where its report is")
+    latest.add_argument("monitor")
     for verb, text in rollout.ACTIONS.items():
         action = commands.add_parser(verb, help=text)
         action.add_argument("deployment")
@@ -27,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     namespace = args.namespace or rollout.default_namespace()
     try:
-        if args.command == "status":
+        if args.command == "report":
+            print(report.report(namespace, args.monitor))
+        elif args.command == "status":
             print(rollout.status_text(rollout.read(namespace, args.deployment)))
         else:
             print(rollout.act(namespace, args.deployment, args.command))

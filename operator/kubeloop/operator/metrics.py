@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -16,6 +16,32 @@ RECONCILE_SECONDS = Histogram(
     "kubeloop_reconcile_duration_seconds", "Time spent in one reconcile, by kind.", ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )  # fmt: skip
+
+
+# Label names as the chart's alerts use them (namespace, modelmonitor).
+DRIFT_SCORE = Gauge("kubeloop_monitor_drift_score", "Drift score of a feature in the monitor's last run "
+                    "(its top features).", ["namespace", "modelmonitor", "feature"])  # fmt: skip
+DRIFT_DETECTED = Gauge("kubeloop_monitor_drift_detected", "1 when the monitor's last run found input drift.",
+                       ["namespace", "modelmonitor"])  # fmt: skip
+_monitor_features: dict[tuple[str, str], set[str]] = {}
+
+
+def set_monitor_gauges(namespace: str, monitor: str, scores: dict[str, float], detected: bool) -> None:
+    """The gauges of one monitor: features that left its top list lose their series."""
+    key = (namespace, monitor)
+    for gone in _monitor_features.get(key, set()) - set(scores):
+        DRIFT_SCORE.remove(namespace, monitor, gone)
+    for feature, score in scores.items():
+        DRIFT_SCORE.labels(namespace, monitor, feature).set(score)
+    _monitor_features[key] = set(scores)
+    DRIFT_DETECTED.labels(namespace, monitor).set(1 if detected else 0)
+
+
+def forget_monitor(namespace: str, monitor: str) -> None:
+    for feature in _monitor_features.pop((namespace, monitor), set()):
+        DRIFT_SCORE.remove(namespace, monitor, feature)
+    with suppress(KeyError):  # never exported (no run read since the operator started)
+        DRIFT_DETECTED.remove(namespace, monitor)
 
 
 @contextmanager

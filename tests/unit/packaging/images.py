@@ -36,9 +36,10 @@ IMAGES = (
     Image("router", "router", "kubeloop.router",
           ("kubeloop.router", "kubeloop.contracts"),
           ("sklearn", "onnxruntime", "numpy", "pandas", "fastapi", "kopf", "kubernetes", "minio")),
+    Image("monitor", "monitor", "kubeloop.monitor",
+          ("kubeloop.monitor", "kubeloop.store", "kubeloop.contracts"),
+          ("sklearn", "onnxruntime", "kopf", "kubernetes", "fastapi")),
 )  # fmt: skip
-# Components whose workload module does not exist yet: an image is due as soon as it does.
-PENDING = {"monitor": ("monitor", "kubeloop.monitor")}
 
 
 def pyproject() -> dict[str, object]:

@@ -109,7 +109,7 @@ def test_every_module_of_the_image_imports_and_nothing_else_is_installed(
 
 @pytest.mark.parametrize(("component", "module"), [
     ("server", "sklearn"), ("operator", "sklearn"), ("operator", "onnxruntime"),
-    ("router", "sklearn"), ("router", "onnxruntime"),
+    ("router", "sklearn"), ("router", "onnxruntime"), ("monitor", "sklearn"),
 ])  # fmt: skip
 def test_the_image_boundaries_hold(
     venvs: dict[str, Path], component: str, module: str, tmp_path: Path
@@ -150,6 +150,16 @@ def test_router_entrypoint_starts_and_refuses_a_missing_routing_source(
     assert result.returncode == ROUTER_EX_CONFIG, result.stderr
     assert "Traceback" not in result.stderr
     assert "KUBELOOP_ROUTING_CONFIGMAP" in result.stderr
+
+
+def test_monitor_entrypoint_starts_and_reports_a_missing_task(venvs: dict[str, Path], tmp_path: Path) -> None:
+    message = tmp_path / "termination-log"
+    env = {TERMINATION_LOG_ENV: str(message)}
+    result = run(venvs["monitor"], "-m", "kubeloop.monitor", cwd=tmp_path, check=False, **env)
+    assert result.returncode == EXIT_PERMANENT, result.stderr
+    summary = json.loads(message.read_text())
+    assert (summary["outcome"], summary["reason"]) == ("Failed", "InvalidTask")
+    assert TASK_ENV in summary["message"]
 
 
 def test_the_wheel_carries_every_file_of_the_package(wheel: Path) -> None:

@@ -14,7 +14,6 @@ from tests.infra.localnode.images import KUBELOOP_MODULES
 from tests.unit.packaging.images import (
     IMAGES,
     IMAGES_DIR,
-    PENDING,
     REPO,
     Image,
     copied_sources,
@@ -32,13 +31,11 @@ def test_images_directory_holds_exactly_the_known_images() -> None:
     assert present == sorted(i.component for i in IMAGES)
 
 
-@pytest.mark.parametrize("component", sorted(PENDING))
-def test_pending_components_get_an_image_once_their_module_exists(component: str) -> None:
-    """router and monitor have extras but no module yet; the day one lands, so must its image."""
-    extra, module = PENDING[component]
-    assert extra in extras()
-    if importlib.util.find_spec(module) is not None:
-        pytest.fail(f"{module} exists now: add images/{component}/Dockerfile and an Image() in images.py")
+def test_every_workload_package_has_an_image() -> None:
+    """A package with a `python -m` entry point runs in some image (batch scoring runs in the server's)."""
+    entry_points = {p.parent.name for p in (REPO / "operator" / "kubeloop").glob("*/__main__.py")}
+    in_images = {i.module.removeprefix("kubeloop.") for i in IMAGES}
+    assert entry_points - in_images <= {"cli", "batch"}, entry_points - in_images
 
 
 @by_component

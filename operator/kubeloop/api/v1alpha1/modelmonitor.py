@@ -48,12 +48,25 @@ class DriftSpec(KubeModel):
 
     method: DriftMethod = Field(
         default=DriftMethod.PSI,
-        description="psi (population stability index), ks (Kolmogorov-Smirnov statistic), js (Jensen-Shannon "
-        "distance), wasserstein (normalized) or chi2 (categorical, 1 - p-value). Categorical features use "
-        "psi or chi2 whatever is chosen.",
+        description="psi (population stability index on the training quantile bins), ks (two-sample "
+        "Kolmogorov-Smirnov statistic against the training sample), js (Jensen-Shannon distance, base 2), "
+        "wasserstein (on the binned histograms, in training standard deviations) or chi2 (1 - p-value of "
+        "Pearson's test). Categorical features use chi2 or js when chosen, psi otherwise.",
     )
     threshold: float = Field(
         default=0.2, gt=0, description="A feature drifts when its score exceeds this (> 0)."
+    )
+    categorical_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Threshold for categorical features. Default: threshold when they use the chosen "
+        "method, else 0.2 (psi).",
+    )
+    max_missing_rate_change: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="A feature also drifts when its missing rate moves more than this from training.",
     )
     features: list[ColumnName] = Field(
         default_factory=list,
@@ -74,6 +87,9 @@ class PerformanceSpec(KubeModel):
     )
     label_delay: Duration = Field(
         default="0s", description="Requests younger than this are not scored (labels arrive late)."
+    )
+    min_labeled: int = Field(
+        default=100, ge=1, description="Fewest labelled predictions needed to judge performance."
     )
 
 
@@ -143,8 +159,13 @@ class LastRun(KubeModel):
     """The most recent monitor run."""
 
     time: datetime = Field(description="When the run finished.")
-    samples: int = Field(default=0, ge=0, description="Logged requests in the window.")
+    samples: int = Field(default=0, ge=0, description="Logged rows in the window.")
     version: int | None = Field(default=None, ge=1, description="Model version the requests were served by.")
+    job: str | None = Field(default=None, max_length=253, description="The Job of the run.")
+    created: datetime | None = Field(
+        default=None, description="When that Job was created (runs are read in this order)."
+    )
+    succeeded: bool = Field(default=True, description="False when the run failed (see RunSucceeded).")
 
 
 class FeatureScore(KubeModel):
@@ -161,7 +182,10 @@ class PerformanceStatus(KubeModel):
     metric: MetricName = Field(description="Metric computed.")
     value: float | None = Field(default=None, description="Live value.")
     baseline: float | None = Field(default=None, description="Value recorded in the ModelVersion.")
-    labeled_samples: int = Field(default=0, ge=0, description="Requests with feedback labels in the window.")
+    labeled_samples: int = Field(
+        default=0, ge=0, description="Predictions with feedback labels in the window."
+    )
+    degraded: bool = Field(default=False, description="Worse than the baseline by more than maxDrop.")
 
 
 class RetrainRecord(KubeModel):
@@ -175,7 +199,8 @@ class RetrainRecord(KubeModel):
 
 
 class ModelMonitorStatus(StatusBase):
-    """Observed model health. Condition types: Drifting, Degraded."""
+    """Observed model health. Condition types: Healthy (summary), Drifting, Degraded, Scheduled,
+    RunSucceeded, Retraining."""
 
     phase: MonitorPhase | None = Field(
         default=None, description="Healthy, Drifting, Degraded or InsufficientData."
@@ -196,6 +221,12 @@ class ModelMonitorStatus(StatusBase):
     consecutive: int = Field(default=0, ge=0, description="Consecutive drifting or degraded runs so far.")
     last_retrain: RetrainRecord | None = Field(default=None, description="The most recent retraining.")
     retrain_count: int = Field(default=0, ge=0, description="Retrainings triggered by this monitor so far.")
+    recent_retrains: list[datetime] = Field(
+        default_factory=list, max_length=24, description="When the retrainings of the last 24 hours started."
+    )
+    run_now: str | None = Field(
+        default=None, max_length=253, description="The kubeloop.io/run-now annotation value last acted on."
+    )
     report_uri: StorageUri | None = Field(default=None, description="HTML report of the last run.")
 
 
@@ -210,3 +241,4 @@ class ModelMonitor(CustomResource):
 RESOURCE_RULES: tuple[CelRule, ...] = ()
 CONDITION_DRIFTING = "Drifting"
 CONDITION_DEGRADED = "Degraded"
+RUN_NOW_ANNOTATION = "kubeloop.io/run-now"  # any new value: one run now, from the CronJob's template
