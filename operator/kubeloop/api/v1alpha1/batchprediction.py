@@ -28,8 +28,8 @@ VERSION_XOR_DEPLOYMENT = CelRule(
     message="exactly one of version or fromDeployment must be set",
 )
 OUTPUT_OUTSIDE_INPUT = CelRule(
-    rule="!self.input.uri.startsWith(self.output.uri.endsWith('/') ? self.output.uri : self.output.uri + '/') "
-    "&& !(self.input.uri.endsWith('/') && (self.output.uri + '/').startsWith(self.input.uri))",
+    rule="!self.input.uri.startsWith(self.output.uri.endsWith('/') ? self.output.uri : self.output.uri + '/')"
+    " && !(self.input.uri.endsWith('/') && (self.output.uri + '/').startsWith(self.input.uri))",
     message="output.uri must not overlap input.uri: a later run would read the predictions back as input",
 )
 PARALLELISM_WITHIN_SHARDS = CelRule(
@@ -74,7 +74,9 @@ TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+/-]*$"
 def outputs_overlap_input(input_uri: str, output_uri: str) -> bool:
     """The input lies in the output folder, or the output folder in the input folder."""
     folder = output_uri if output_uri.endswith("/") else output_uri + "/"
-    return input_uri.startswith(folder) or (input_uri.endswith("/") and (output_uri + "/").startswith(input_uri))
+    return input_uri.startswith(folder) or (
+        input_uri.endswith("/") and (output_uri + "/").startswith(input_uri)
+    )
 
 
 # --- input and output --------------------------------------------------------------------------
@@ -237,7 +239,8 @@ class BatchPredictionSpec(KubeModel):
         default=50_000,
         ge=100,
         le=1_000_000,
-        description="Rows read, scored and written at a time: bounds each pod's memory whatever the input size.",
+        description="Rows read, scored and written at a time: bounds each pod's memory whatever the "
+        "input size.",
     )
     max_reject_fraction: float = Field(
         default=0.01,
@@ -314,7 +317,9 @@ class RunStatus(KubeModel):
     duration_seconds: float | None = Field(default=None, ge=0, description="Wall-clock time of the run.")
     rows_in: int = Field(default=0, ge=0, description="Rows read.")
     rows_out: int = Field(default=0, ge=0, description="Rows scored and written.")
-    rejects: int = Field(default=0, ge=0, description="Rows rejected (in the rejects files, with the reason).")
+    rejects: int = Field(
+        default=0, ge=0, description="Rows rejected (in the rejects files, with the reason)."
+    )
     output_uri: StorageUri | None = Field(default=None, description="Folder of the run's outputs.")
     manifest_uri: StorageUri | None = Field(default=None, description="The run's manifest.")
     failed_shards: list[int] = Field(
@@ -339,7 +344,7 @@ class BatchPredictionStatus(StatusBase):
 
 
 class BatchPrediction(CustomResource):
-    """Scores a dataset with a registered model, once or on a schedule; results in the store, people notified."""
+    """Scores a dataset with a registered model, once or on a schedule: results in the store, people told."""
 
     kind: Literal["BatchPrediction"] = "BatchPrediction"
     spec: BatchPredictionSpec
