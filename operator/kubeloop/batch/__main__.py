@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from kubeloop.batch.errors import BatchFailure
 from kubeloop.batch.notify import UndeliverableNotification, notify
-from kubeloop.batch.pipeline import available_cpus
+from kubeloop.batch.pipeline import available_cpus, return_freed_memory
 from kubeloop.batch.shard import score_shard
 from kubeloop.contracts.batch import (
     INDEX_ENV,
@@ -41,6 +41,7 @@ def _store() -> Store:
 
 
 def score() -> int:
+    return_freed_memory()
     shard = int(os.environ.get(INDEX_ENV) or 0)
     started = _now()
     try:

@@ -7,6 +7,7 @@ input size.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -126,3 +127,26 @@ def available_cpus() -> int:
     if quota == "max":
         return cpus
     return max(1, min(cpus, -(-int(quota) // int(period))))
+
+
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+MMAP_THRESHOLD_BYTES = 128 << 10
+
+
+def return_freed_memory() -> None:
+    """Keep the process's memory close to what it holds, chunk after chunk.
+
+    Arrow's default pool (mimalloc) and glibc's dynamic mmap threshold both keep freed chunk buffers
+    around; over hundreds of chunks the resident size creeps up by tens of MiB. Arrow's system pool
+    with a fixed mmap threshold hands large buffers back to the kernel as soon as they are freed
+    (measured: bench/README.md, tests/component/batch/test_memory.py)."""
+    import ctypes  # noqa: PLC0415 - only this start-up step needs them
+    import ctypes.util  # noqa: PLC0415
+
+    import pyarrow as pa  # noqa: PLC0415
+
+    pa.set_memory_pool(pa.system_memory_pool())
+    name = ctypes.util.find_library("c")
+    if name:
+        with contextlib.suppress(OSError, AttributeError):  # not glibc (musl has no mallopt): no tuning
+            ctypes.CDLL(name).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)

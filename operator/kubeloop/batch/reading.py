@@ -23,6 +23,9 @@ from kubeloop.store.uri import StoreUri
 
 BUFFER_BYTES = 8 << 20  # one ranged GET per 8 MiB read
 SCAN_BYTES = 64 << 10
+# CSV blocks parsed at a time. The streaming reader keeps several blocks ahead, so this bounds its
+# memory; a block of a few thousand rows is already enough to amortize the per-block costs.
+BLOCK_BYTES = 256 << 10
 MAX_HEADER_BYTES = 1 << 20
 
 
@@ -221,7 +224,7 @@ def _csv(stream: BinaryIO, unit: InputUnit, wanted: list[str] | None, required: 
     keep = columns if wanted is None else [name for name in columns if name in wanted]
     reader = pacsv.open_csv(
         body,
-        read_options=pacsv.ReadOptions(block_size=4 << 20, use_threads=True),
+        read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
         parse_options=pacsv.ParseOptions(invalid_row_handler=malformed.handler),
         convert_options=pacsv.ConvertOptions(
             column_types=dict.fromkeys(keep, pa.string()), include_columns=keep, strings_can_be_null=True
