@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from kubeloop.api.v1alpha1 import batchprediction as bp
 from kubeloop.api.v1alpha1 import modeldeployment as mdep
 from kubeloop.api.v1alpha1 import modelmonitor as mmon
 from kubeloop.api.v1alpha1 import modelversion as mv
@@ -24,11 +25,12 @@ from kubeloop.api.v1alpha1.cel import CelRule
 from kubeloop.api.v1alpha1.common import POSITIVE_DURATION
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "manifests" / "examples"
-TR, MV, MDEP, MMON = (
+TR, MV, MDEP, MMON, BP = (
     "trainingrun-churn.yaml",
     "modelversion-import.yaml",
     "modeldeployment-churn.yaml",
     "modelmonitor-churn.yaml",
+    "batchprediction-churn.yaml",
 )
 DELETE = object()  # as the value of a change: remove the field
 Manifest = dict[str, Any]
@@ -102,6 +104,7 @@ NOT_A_SET = "list-type set/map uniqueness is checked by the API server only; pyd
 
 SEARCH, SPACE, STEPS = "spec.algorithm.search", "spec.algorithm.search.space", "spec.rollout.steps"
 RUN = "spec.retrain.trainingRun"
+HOOK = "spec.notify.webhook"
 SHA = "9f2c4e7a1b3d5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8091a2b3c4d5e6f7"
 BAD_SEARCH = {"space": {"C": {"values": [1, 10]}}, "trials": 2, "parallelism": 3}
 BAD_TEMPLATE = {**example(TR)["spec"], "algorithm": {"estimator": "SVC", "search": BAD_SEARCH}}
@@ -297,4 +300,64 @@ INVALID: list[Invalid] = [
         tr.PARALLELISM_WITHIN_TRIALS,
         f"{RUN}.template.algorithm.search",
     ),
+    # --- BatchPrediction -----------------------------------------------------------------------
+    Invalid("no-input", BP, {"spec.input": DELETE}, REQUIRED),
+    Invalid("input-uri-http", BP, {"spec.input.uri": "https://x/customers.csv"}, PATTERN),
+    Invalid("output-format-json", BP, {"spec.output.format": "json"}, 'Unsupported value: "json"'),
+    Invalid("schedule-in-words", BP, {"spec.schedule": "every night"}, PATTERN),
+    Invalid("schedule-six-fields", BP, {"spec.schedule": "0 0 2 * * *"}, PATTERN),
+    Invalid("time-zone-with-space", BP, {"spec.timeZone": "Europe Paris"}, PATTERN),
+    Invalid("shards-0", BP, {"spec.shards": 0}, AT_LEAST_1),
+    Invalid("shards-101", BP, {"spec.shards": 101}, "should be less than or equal to 100"),
+    Invalid("chunk-rows-10", BP, {"spec.chunkRows": 10}, "should be greater than or equal to 100"),
+    Invalid("reject-fraction-2", BP, {"spec.maxRejectFraction": 2}, AT_MOST_1),
+    Invalid(
+        "email-not-an-address",
+        BP,
+        {"spec.notify.email.to": ["retention"]},
+        PATTERN,
+        "spec.notify.email.to[0]",
+    ),
+    Invalid("notify-on-nothing", BP, {"spec.notify.on": []}, "should have at least 1 items"),
+    Invalid("history-limit-0", BP, {"spec.historyLimit": 0}, AT_LEAST_1),
+    Invalid("deadline-0m", BP, {"spec.deadline": "0m"}, POSITIVE_DURATION),
+    Invalid("name-41-chars", BP, {"metadata.name": "churn-" + "n" * 35}, bp.NAME_FITS_JOB_NAMES),
+    Invalid(
+        "version-and-deployment", BP, {"spec.fromDeployment": "churn"}, bp.VERSION_XOR_DEPLOYMENT, "spec"
+    ),
+    Invalid(
+        "neither-version-nor-deployment", BP, {"spec.version": DELETE}, bp.VERSION_XOR_DEPLOYMENT, "spec"
+    ),
+    Invalid(
+        "output-inside-input",
+        BP,
+        {"spec.output.uri": "s3://kubeloop/datasets/churn/customers/scored/"},
+        bp.OUTPUT_OUTSIDE_INPUT,
+        "spec",
+    ),
+    Invalid(
+        "input-inside-output",
+        BP,
+        {"spec.output.uri": "s3://kubeloop/datasets/churn"},
+        bp.OUTPUT_OUTSIDE_INPUT,
+        "spec",
+    ),
+    Invalid("parallelism-above-shards", BP, {"spec.parallelism": 5}, bp.PARALLELISM_WITHIN_SHARDS, "spec"),
+    Invalid(
+        "suspend-one-off",
+        BP,
+        {"spec.schedule": DELETE, "spec.timeZone": DELETE, "spec.suspend": True},
+        bp.SUSPEND_NEEDS_SCHEDULE,
+        "spec",
+    ),
+    Invalid("time-zone-one-off", BP, {"spec.schedule": DELETE}, bp.TIME_ZONE_NEEDS_SCHEDULE, "spec"),
+    Invalid("notify-nobody", BP, {"spec.notify": {"on": ["Failed"]}}, bp.NOTIFY_HAS_CHANNEL, "spec.notify"),
+    Invalid(
+        "webhook-url-and-secret",
+        BP,
+        {f"{HOOK}.url": "https://hooks.example.com/churn"},
+        bp.WEBHOOK_URL_XOR_SECRET,
+        HOOK,
+    ),
+    Invalid("webhook-without-url", BP, {f"{HOOK}.urlSecret": DELETE}, bp.WEBHOOK_URL_XOR_SECRET, HOOK),
 ]

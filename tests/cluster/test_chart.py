@@ -253,6 +253,7 @@ CLUSTER_WIDE_ACCESS = [
     ("create", "trainingruns.kubeloop.io", True),  # a drifting monitor retrains
     ("update", "trainingruns.kubeloop.io", False),  # spec is the user's
     ("delete", "modelversions.kubeloop.io", False),
+    ("create", "batchpredictions.kubeloop.io", False),  # users create them; the operator follows them
     *[(verb, "jobs.batch", True) for verb in ("get", "list", "watch", "create")],
     ("delete", "jobs.batch", False),  # owner references let the garbage collector do it
     ("get", "pods", True), ("list", "pods", True), ("create", "pods", False),

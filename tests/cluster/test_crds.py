@@ -17,10 +17,11 @@ from pydantic import ValidationError
 
 from kubeloop.api import crdgen
 from kubeloop.api.v1alpha1 import KINDS, KindInfo, TrainingRunSpec, kind_info
+from kubeloop.api.v1alpha1.batchprediction import SCHEDULE_FIXED
 from kubeloop.api.v1alpha1.modelversion import SPEC_IMMUTABLE
 from kubeloop.api.v1alpha1.trainingrun import DatasetSpec, Estimator
 from tests.cluster.conftest import CRDS
-from tests.cluster.invalid_manifests import EXAMPLES_DIR, INVALID, MV, TR, Invalid, Manifest, example
+from tests.cluster.invalid_manifests import BP, EXAMPLES_DIR, INVALID, MV, TR, Invalid, Manifest, example
 from tests.infra.fixtures import Cluster
 from tests.infra.processes import wait_until
 
@@ -60,6 +61,16 @@ SPARSE: dict[str, Manifest] = {
         "metadata": {"name": "sparse"},
         "spec": {"deployment": "churn", "retrain": {"enabled": True, "trainingRun": {"template": TEMPLATE}}},
     },
+    "BatchPrediction": {
+        "metadata": {"name": "sparse"},
+        "spec": {
+            "model": "churn",
+            "version": 1,
+            "input": {"uri": "s3://kubeloop/datasets/churn/customers/"},
+            "output": {"uri": "s3://kubeloop/predictions/churn/"},
+            "notify": {"webhook": {"url": "http://hooks.example.com/churn"}},
+        },
+    },
 }
 DOCUMENTED_DEFAULTS: dict[str, dict[str, Any]] = {
     "TrainingRun": {
@@ -76,6 +87,21 @@ DOCUMENTED_DEFAULTS: dict[str, dict[str, Any]] = {
         "spec.rollout.shadow": {"percent": 100, "duration": "15m"},
     },
     "ModelMonitor": {"spec.schedule": "1h", "spec.retrain.trainingRun.template.deadline": "6h"},
+    "BatchPrediction": {
+        "spec.input.format": "csv",
+        "spec.output": {
+            "uri": "s3://kubeloop/predictions/churn/",
+            "format": "csv",
+            "includeInputColumns": False,
+            "keyColumns": [],
+        },
+        "spec.shards": 1,
+        "spec.chunkRows": 50_000,
+        "spec.maxRejectFraction": 0.01,
+        "spec.deadline": "2h",
+        "spec.notify.on": ["Succeeded", "Failed"],
+        "spec.suspend": False,
+    },
 }
 
 
@@ -308,3 +334,31 @@ def test_model_version_replace_is_rejected_but_metadata_and_status_may_change(
     result = _patch(crds, namespace, {"status": {"stage": "Gold"}}, "--subresource=status")
     assert result.returncode != 0
     assert 'status.stage: Unsupported value: "Gold"' in result.stderr
+
+
+# --- BatchPrediction: one-off and scheduled are different objects ----------------------------------
+
+
+@pytest.mark.parametrize("change", ["add", "remove"])
+def test_batch_prediction_schedule_cannot_be_added_or_removed(
+    crds: Cluster, namespace: str, change: str
+) -> None:
+    manifest = example(BP)
+    if change == "add":
+        for field in ("schedule", "timeZone"):
+            del manifest["spec"][field]
+    created = _submit(crds, namespace, manifest)
+    assert created.returncode == 0, created.stderr
+    if change == "add":
+        body: Manifest = {"spec": {"schedule": "0 3 * * *"}}
+    else:
+        body = {"spec": {"schedule": None, "timeZone": None}}
+    name = manifest["metadata"]["name"]
+    patch = ["patch", "bp", name, "-n", namespace, "--type=merge", "-p", json.dumps(body)]
+    result = crds.kubectl(*patch, check=False)
+    assert result.returncode != 0
+    assert f"spec: Invalid value: {SCHEDULE_FIXED.message}" in result.stderr, result.stderr
+    # Other edits stay possible: the schedule itself, the shards.
+    edit = {"spec": {"shards": 2, **({"schedule": "0 4 * * *"} if change == "remove" else {})}}
+    edited = crds.kubectl("patch", "bp", name, "-n", namespace, "--type=merge", "-p", json.dumps(edit))
+    assert edited.returncode == 0, edited.stderr

@@ -1,29 +1,30 @@
 {{/*
 The operator's permissions, one place for both modes. These are all it needs, and no more: it never
-reads Secrets (workloads get the S3 keys by reference), never writes a resource's spec, and deletes
-only the serving children of a version a ModelDeployment has retired (owner references let the
-garbage collector remove everything else).
+reads Secrets (workloads get the S3 keys, and notification pods the SMTP credentials, by reference),
+never writes a resource's spec, and deletes only the serving children of a version a ModelDeployment
+has retired (owner references let the garbage collector remove everything else).
 */}}
 
 {{/* Rules on namespaced resources: a ClusterRole cluster-wide, a Role per watched namespace. */}}
 {{- define "kubeloop.rbac.namespacedRules" -}}
 # Our resources: read and watch them; patch only Kopf's bookkeeping annotations, never spec.
 - apiGroups: [kubeloop.io]
-  resources: [trainingruns, modelversions, modeldeployments, modelmonitors]
+  resources: [trainingruns, modelversions, modeldeployments, modelmonitors, batchpredictions]
   verbs: [get, list, watch, patch]
 # Their status is written by the operator alone.
 - apiGroups: [kubeloop.io]
-  resources: [trainingruns/status, modelversions/status, modeldeployments/status, modelmonitors/status]
+  resources: [trainingruns/status, modelversions/status, modeldeployments/status, modelmonitors/status,
+              batchpredictions/status]
   verbs: [get, patch]
 # A succeeded TrainingRun registers a ModelVersion; a drifting ModelMonitor starts a TrainingRun.
 - apiGroups: [kubeloop.io]
   resources: [modelversions, trainingruns]
   verbs: [create]
-# Training, search trials and version validation run as Jobs.
+# Training, search trials, version validation, batch scoring and its notifications run as Jobs.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create]
-# Monitors run on a schedule.
+# Monitors and scheduled batch predictions run on a schedule.
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, list, watch, create, patch]

@@ -6,6 +6,7 @@ The S3 endpoint and bucket come from settings, the keys from a Secret through th
 
 from __future__ import annotations
 
+import builtins
 import io
 import logging
 import os
@@ -176,3 +177,53 @@ class Store:
         except ObjectMissing:
             return False
         return True
+
+    # --- sized listings and ranged reads: streaming large inputs (batch scoring) ---------------------
+
+    def list_sized(self, prefix: str | StoreUri) -> builtins.list[tuple[str, int]]:
+        """Every location below `prefix` (recursively) with its size in bytes, sorted by location."""
+        uri = StoreUri.parse(str(prefix))
+        if uri.scheme == "file":
+            root = Path(uri.key)
+            found = [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
+            return sorted((f"file://{p}", p.stat().st_size) for p in found)
+        objects = self._with_retries(
+            f"list {uri}",
+            lambda: list(self._client().list_objects(uri.bucket, prefix=uri.key, recursive=True)),
+        )
+        return sorted((f"s3://{uri.bucket}/{o.object_name}", int(o.size or 0)) for o in objects)
+
+    def size(self, location: str | StoreUri) -> int:
+        """Size of the object in bytes (ObjectMissing when there is none)."""
+        uri = StoreUri.parse(str(location))
+        if uri.scheme == "file":
+            try:
+                return Path(uri.key).stat().st_size
+            except FileNotFoundError as error:
+                raise ObjectMissing(f"stat {uri}: no such file") from error
+        stat = self._with_retries(f"stat {uri}", lambda: self._client().stat_object(uri.bucket, uri.key))
+        return int(stat.size or 0)
+
+    def get_range(self, location: str | StoreUri, offset: int, length: int) -> bytes:
+        """`length` bytes from `offset` (fewer at the end of the object); each range is retried alone."""
+        uri = StoreUri.parse(str(location))
+        if length <= 0:
+            return b""
+        if uri.scheme == "file":
+            try:
+                with open(uri.key, "rb") as handle:
+                    handle.seek(offset)
+                    return handle.read(length)
+            except FileNotFoundError as error:
+                raise ObjectMissing(f"get {uri}: no such file") from error
+        return self._with_retries(
+            f"get {uri} [{offset}+{length}]", lambda: self._read_range(uri, offset, length)
+        )
+
+    def _read_range(self, uri: StoreUri, offset: int, length: int) -> bytes:
+        response = self._client().get_object(uri.bucket, uri.key, offset=offset, length=length)
+        try:
+            return bytes(response.read())
+        finally:
+            response.close()
+            response.release_conn()

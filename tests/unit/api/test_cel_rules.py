@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from kubeloop.api import crdgen
 from kubeloop.api.v1alpha1 import KINDS, kind_info
+from kubeloop.api.v1alpha1.batchprediction import SCHEDULE_FIXED
 from kubeloop.api.v1alpha1.modelversion import SPEC_IMMUTABLE
 from tests.cluster.invalid_manifests import INVALID, Invalid
 from tests.unit.api.crd_tools import CRD_DIR, VALIDATIONS, iter_nodes, load_yaml, root_schema
@@ -126,8 +127,9 @@ def test_every_rule_has_a_rejecting_case() -> None:
     covered = {case.message for case in INVALID if case.rule is not None}
     transition_rules = {rule["message"] for _, _, _, rule in RULES if "oldSelf" in rule["rule"]}
     assert covered <= messages, "the table names a rule the CRDs do not have"
-    # The transition rule runs on updates only: test_model_version_spec_edits_are_rejected (cluster).
-    assert messages - covered == transition_rules == {SPEC_IMMUTABLE.message}
+    # Transition rules run on updates only: test_model_version_spec_edits_are_rejected and
+    # test_batch_prediction_schedule_cannot_be_added_or_removed (cluster).
+    assert messages - covered == transition_rules == {SPEC_IMMUTABLE.message, SCHEDULE_FIXED.message}
 
 
 def test_the_table_is_big_and_varied() -> None:

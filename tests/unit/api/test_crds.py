@@ -17,6 +17,7 @@ EXPECTED_NAMES = {
     "ModelVersion": ("modelversions", "modelversion", ["mv"]),
     "ModelDeployment": ("modeldeployments", "modeldeployment", ["mdep"]),
     "ModelMonitor": ("modelmonitors", "modelmonitor", ["mmon"]),
+    "BatchPrediction": ("batchpredictions", "batchprediction", ["bp"]),
 }
 COLUMN_TYPES = {
     "integer": {"integer"},
@@ -128,6 +129,12 @@ def test_key_columns_per_kind() -> None:
         ".status.candidate.weight",
     ]
     assert by_kind["ModelMonitor"][:3] == [".status.phase", ".spec.deployment", ".status.driftScore"]
+    assert by_kind["BatchPrediction"][:4] == [
+        ".status.phase",
+        ".status.version",
+        ".spec.schedule",
+        ".status.lastRun.rowsOut",
+    ]
 
 
 def _resolve(schema: dict[str, object], json_path: str) -> dict[str, object]:

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from kubeloop.api.v1alpha1 import KINDS, ModelDeployment, ModelMonitor, ModelVersion, TrainingRun, kind_info
+from kubeloop.api.v1alpha1 import (
+    KINDS,
+    BatchPrediction,
+    ModelDeployment,
+    ModelMonitor,
+    ModelVersion,
+    TrainingRun,
+    kind_info,
+)
 from kubeloop.api.v1alpha1.common import API_VERSION_STRING, parse_duration
 from kubeloop.api.v1alpha1.modeldeployment import RolloutStrategy
 from kubeloop.api.v1alpha1.trainingrun import Estimator, SearchStrategy
@@ -42,6 +50,7 @@ def test_churn_examples_tell_one_story() -> None:
     version = ModelVersion.model_validate(load_yaml(EXAMPLES_DIR / "modelversion-import.yaml"))
     deployment = ModelDeployment.model_validate(load_yaml(EXAMPLES_DIR / "modeldeployment-churn.yaml"))
     monitor = ModelMonitor.model_validate(load_yaml(EXAMPLES_DIR / "modelmonitor-churn.yaml"))
+    batch = BatchPrediction.model_validate(load_yaml(EXAMPLES_DIR / "batchprediction-churn.yaml"))
 
     assert run.spec.model == version.spec.model == deployment.spec.model == "churn"
     assert run.spec.dataset.uri == "s3://kubeloop/datasets/churn/v1.csv"
@@ -59,3 +68,7 @@ def test_churn_examples_tell_one_story() -> None:
     assert monitor.spec.retrain.training_run is not None
     assert monitor.spec.retrain.training_run.name == run.metadata.name
     assert parse_duration(monitor.spec.retrain.cooldown) == 12 * 3600
+    assert batch.spec.model == "churn" and batch.spec.version == version.spec.version
+    assert batch.spec.schedule == "0 2 * * *" and batch.spec.shards == 4
+    assert batch.spec.notify is not None and batch.spec.notify.email is not None
+    assert batch.spec.notify.email.sender == "kubeloop@example.com"

@@ -20,11 +20,11 @@ Obj = dict[str, Any]
 ALL_BUT_UPDATE = ["get", "list", "watch", "create", "patch", "delete"]
 NAMESPACED_RULES: list[Obj] = [
     {"apiGroups": ["kubeloop.io"],
-     "resources": ["trainingruns", "modelversions", "modeldeployments", "modelmonitors"],
+     "resources": ["trainingruns", "modelversions", "modeldeployments", "modelmonitors", "batchpredictions"],
      "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["kubeloop.io"],
      "resources": ["trainingruns/status", "modelversions/status", "modeldeployments/status",
-                   "modelmonitors/status"],
+                   "modelmonitors/status", "batchpredictions/status"],
      "verbs": ["get", "patch"]},
     {"apiGroups": ["kubeloop.io"], "resources": ["modelversions", "trainingruns"], "verbs": ["create"]},
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create"]},

@@ -1,5 +1,6 @@
-"""kubeloop.io/v1alpha1: the four kinds and the registry describing them."""
+"""kubeloop.io/v1alpha1: the five kinds and the registry describing them."""
 
+from kubeloop.api.v1alpha1.batchprediction import BatchPrediction, BatchPredictionSpec, BatchPredictionStatus
 from kubeloop.api.v1alpha1.modeldeployment import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus
 from kubeloop.api.v1alpha1.modelmonitor import ModelMonitor, ModelMonitorSpec, ModelMonitorStatus
 from kubeloop.api.v1alpha1.modelversion import ModelVersion, ModelVersionSpec, ModelVersionStatus
@@ -8,6 +9,9 @@ from kubeloop.api.v1alpha1.trainingrun import TrainingRun, TrainingRunSpec, Trai
 
 __all__ = [
     "KINDS",
+    "BatchPrediction",
+    "BatchPredictionSpec",
+    "BatchPredictionStatus",
     "KindInfo",
     "ModelDeployment",
     "ModelDeploymentSpec",

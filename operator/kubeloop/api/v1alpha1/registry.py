@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from kubeloop.api.structural import model_schema
-from kubeloop.api.v1alpha1 import modeldeployment, modelmonitor, modelversion, trainingrun
+from kubeloop.api.v1alpha1 import batchprediction, modeldeployment, modelmonitor, modelversion, trainingrun
 from kubeloop.api.v1alpha1.cel import VALIDATIONS_KEY, CelRule
 from kubeloop.api.v1alpha1.common import CustomResource
 
@@ -168,7 +168,31 @@ MODEL_MONITOR = KindInfo(
     resource_rules=modelmonitor.RESOURCE_RULES,
 )
 
-KINDS: tuple[KindInfo, ...] = (TRAINING_RUN, MODEL_VERSION, MODEL_DEPLOYMENT, MODEL_MONITOR)
+BATCH_PREDICTION = KindInfo(
+    kind="BatchPrediction",
+    plural="batchpredictions",
+    singular="batchprediction",
+    short_names=("bp",),
+    resource_model=batchprediction.BatchPrediction,
+    spec_model=batchprediction.BatchPredictionSpec,
+    status_model=batchprediction.BatchPredictionStatus,
+    printer_columns=(
+        PrinterColumn("Phase", "string", ".status.phase", "Where the BatchPrediction is."),
+        PrinterColumn("Model", "string", ".spec.model", "Registered model name.", priority=1),
+        PrinterColumn("Version", "integer", ".status.version", "Version the runs score with."),
+        PrinterColumn("Schedule", "string", ".spec.schedule", "Cron schedule; empty: one run."),
+        PrinterColumn("Rows", "integer", ".status.lastRun.rowsOut", "Rows scored by the latest run."),
+        PrinterColumn(
+            "Rejects", "integer", ".status.lastRun.rejects", "Rows the latest run rejected.", priority=1
+        ),
+        PrinterColumn("Last Run", "date", ".status.lastRun.completionTime", "When the latest run ended."),
+        AGE,
+    ),
+    resource_rules=batchprediction.RESOURCE_RULES,
+    spec_rules=batchprediction.SPEC_RULES,
+)
+
+KINDS: tuple[KindInfo, ...] = (TRAINING_RUN, MODEL_VERSION, MODEL_DEPLOYMENT, MODEL_MONITOR, BATCH_PREDICTION)
 
 
 def kind_info(kind: str) -> KindInfo:
