@@ -12,6 +12,7 @@ import copy
 import io
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -86,6 +87,13 @@ class Loop:
         if done.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout
+
+    def cli(self, *args: str) -> str:
+        """The `kubeloop` command as a person runs it."""
+        env = {**os.environ, "KUBECONFIG": self.target.kubeconfig, "PYTHONPATH": str(REPO / "operator")}
+        done = subprocess.run([sys.executable, "-m", "kubeloop.cli", "-n", self.namespace, *args], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        return done.stdout.rstrip() if done.returncode == 0 else f"(kubeloop {args[0]} failed: {done.stderr})"
 
     def show(self) -> None:
         """The live view a person would keep open: `kubectl get kubeloop`."""

@@ -101,9 +101,11 @@ def shift_and_retrain(loop: Loop, outcome: Outcome) -> None:
 
 def roll_out(loop: Loop, outcome: Outcome, expect: str) -> None:
     """The deployment picks churn-v2 up by itself: shadow, canary, then promotion or rollback."""
-    with loop.stage("churn-v2 in shadow: every request answered by v1, copied to v2 and compared"):
-        loop.wait("ModelDeployment", MODEL, lambda s: (s.get("candidate") or {}).get("version") == 2
-                  or bool(s.get("history")))  # fmt: skip
+    with loop.stage("The deployment picks churn-v2 up (it tracks Latest) and starts its pods"):
+        loop.wait("ModelDeployment", MODEL, lambda s: s.get("phase") != "Available" or bool(s.get("history")))
+        loop.wait("ModelDeployment", MODEL, lambda s: s.get("phase") not in ("Available", "Progressing"))
+    with loop.stage("Shadow: every request answered by v1, copied to v2 and compared"):
+        loop.wait("ModelDeployment", MODEL, lambda s: s.get("phase") != "Shadowing")
     with loop.stage("Canary: v2 answers half the requests while the comparison continues"):
         status = loop.wait(
             "ModelDeployment", MODEL, lambda s: not s.get("candidate") and bool(s.get("history"))
@@ -117,6 +119,10 @@ def roll_out(loop: Loop, outcome: Outcome, expect: str) -> None:
 
 
 def summary(loop: Loop, outcome: Outcome) -> None:
+    loop.say("\n\033[1mkubeloop status churn\033[0m")
+    loop.say(loop.cli("status", MODEL))
+    loop.say("\n\033[1mkubeloop report churn\033[0m")
+    loop.say(loop.cli("report", MODEL))
     loop.say("\n\033[1mWhat happened\033[0m")
     figures = outcome.deployment.get("comparison") or {}
     loop.say(f"  comparison (last step): {figures}")
@@ -124,6 +130,9 @@ def summary(loop: Loop, outcome: Outcome) -> None:
         history = " -> ".join(h["stage"] for h in version["status"].get("stageHistory") or [])
         loop.say(f"  {name}: {history}")
     loop.say(f"  drift report: {outcome.monitor.get('reportUri')}")
+    for run in loop.items("TrainingRun"):
+        artifact = ((run.get("status") or {}).get("artifact") or {}).get("uri", "")
+        loop.say(f"  training report of {run['metadata']['name']}: {artifact.rsplit('/', 1)[0]}/report.html")
     loop.say(f"  traffic: {outcome.traffic.summary() if outcome.traffic else '-'}")
     loop.say("\n\033[1mTime per stage\033[0m")
     for title, seconds in loop.timings:
