@@ -156,3 +156,20 @@ def test_a_stable_answer_slower_than_the_upstream_timeout_is_a_504(
     stats = router.stats()
     assert stats.stable.requests == stats.stable.errors == 1
     assert router.get("/router/config").json()["backends"][STABLE]["ejected"] == []  # slow is not dead
+
+
+def test_sigterm_turns_unready_keeps_serving_for_the_delay_then_exits(
+    serve: Callable[..., Server], classifier: TrainedModel, start_router: Callable[..., Router]
+) -> None:
+    server = serve(classifier)
+    router = start_router(
+        table(candidate=False), {STABLE: [address(server)]}, KUBELOOP_SHUTDOWN_DELAY_SECONDS="3"
+    )
+    body = v2_body(server, classifier.golden_rows[:1])
+    assert router.infer(body).status_code == 200
+    assert router.process.popen is not None
+    os.killpg(router.process.pid, signal.SIGTERM)
+    wait_until(lambda: router.get("/router/ready").status_code == 503, 5, "unready after SIGTERM")
+    assert router.get("/router/ready").json()["reason"] == "Draining"
+    assert router.infer(body).status_code == 200  # endpoints move away while it still answers
+    assert router.process.popen.wait(30) == 0
