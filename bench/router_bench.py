@@ -11,7 +11,9 @@ order that alternates per round:
 - router + shadow 100%: the same, every request also copied to a candidate server (same model),
   answers compared; the stable path is what wrk measures;
 - router + shadow 100%, candidate niced: the same with the candidate server at nice 19, standing in
-  for a candidate with CPUs of its own (in a cluster its pods are not on the router's cores).
+  for a candidate with CPUs of its own (in a cluster its pods are not on the router's cores);
+- router + shadow 100% to a fixed answer: the candidate is bench/fixed_answer.py, which answers at
+  once, so what remains is the router's own work for the copies (send, receive, parse, compare).
 
 Router CPU per request is the router process's user + system time over the run (/proc/<pid>/stat)
 divided by the requests wrk completed.
@@ -39,8 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving_bench import PYTHON, REPO, start, train, wrk
 
 POINTS = [("1 row, c=1", 1), ("1 row, c=32", 32)]
-SETUPS = ("direct", "router", "shadow", "shadow-niced")
-STABLE_PORT, CANDIDATE_PORT, NICED_PORT, ROUTER_PORT = 18000, 18002, 18004, 18010
+SETUPS = ("direct", "router", "shadow", "shadow-niced", "shadow-fixed")
+STABLE_PORT, CANDIDATE_PORT, NICED_PORT, FIXED_PORT, ROUTER_PORT = 18000, 18002, 18004, 18006, 18010
+CANDIDATES = {"shadow": CANDIDATE_PORT, "shadow-niced": NICED_PORT, "shadow-fixed": FIXED_PORT}
 
 
 def routing(mode: str, epoch: str, candidate_port: int = CANDIDATE_PORT) -> dict[str, Any]:
@@ -110,10 +113,10 @@ def measure(setup: str, work: Path, file: Path, seconds: int, *, epoch: str, rou
     port = STABLE_PORT if setup == "direct" else ROUTER_PORT
     if setup != "direct":
         mode = "StableOnly" if setup == "router" else "Shadow"
-        set_table(file, mode, epoch, NICED_PORT if setup == "shadow-niced" else CANDIDATE_PORT)
+        set_table(file, mode, epoch, CANDIDATES.get(setup, CANDIDATE_PORT))
     results: dict[str, Any] = {}
     for label, connections in POINTS:
-        wrk(port, 1, connections, 3, work)  # warm-up
+        wrk(port, 1, connections, 2, work)  # warm-up
         before = cpu_seconds(router)
         results[label] = wrk(port, 1, connections, seconds, work)
         cpu = (cpu_seconds(router) - before) / (results[label]["rps"] * seconds)
@@ -142,6 +145,7 @@ def table(rounds: list[dict[str, dict[str, Any]]]) -> str:
         "router": "through the router",
         "shadow": "router + shadow 100%",
         "shadow-niced": "router + shadow 100%, candidate niced",
+        "shadow-fixed": "router + shadow 100% to a fixed answer",
     }
     lines = [
         "| point | path | req/s | p50 ms | p99 ms | added p50 ms | req/s vs direct | router CPU µs/req |",
@@ -159,10 +163,10 @@ def table(rounds: list[dict[str, dict[str, Any]]]) -> str:
     lines.append("")
     for label, _ in POINTS:
         plain = median("router", label, "p50")
-        for setup in ("shadow", "shadow-niced"):
+        for setup in CANDIDATES:
             change = median(setup, label, "p50") / plain - 1
             lines.append(f"- {names[setup]} vs no shadow, stable p50 at {label}: {change:+.0%}")
-    for setup in ("shadow", "shadow-niced"):
+    for setup in CANDIDATES:
         lines.append(f"- last round's /stats, {names[setup]}: {json.dumps(rounds[-1][setup]['stats'])}")
     return "\n".join(lines)
 
@@ -185,6 +189,9 @@ def main() -> None:
     os.environ["KUBELOOP_POD_NAME"] = "bench-candidate-niced"
     niced = start("kubeloop", run, args.work, NICED_PORT)
     os.setpriority(os.PRIO_PGRP, niced.pid, 19)
+    fixed = subprocess.Popen(
+        [PYTHON, str(Path(__file__).with_name("fixed_answer.py")), str(FIXED_PORT)], start_new_session=True
+    )
     router = start_router(args.work, file)
     try:
         rounds = []
@@ -199,7 +206,7 @@ def main() -> None:
             )
             print(f"round {index + 1}: {json.dumps(rounds[-1])}", file=sys.stderr)
     finally:
-        for process in (router, niced, candidate, stable):
+        for process in (router, fixed, niced, candidate, stable):
             stop(process)
     print(table(rounds))
     print(f"Load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
