@@ -8,8 +8,15 @@ order that alternates per round:
 
 - direct: wrk -> the stable server;
 - router: wrk -> router -> the stable server (table StableOnly);
-- router + shadow 100%: the same, every request also copied to a candidate server (same model,
-  version 2), answers compared; the stable path is what wrk measures.
+- router + shadow 100%: the same, every request also copied to a candidate server (same model),
+  answers compared; the stable path is what wrk measures;
+- router + shadow 100%, candidate niced: the same with the candidate server at nice 19, standing in
+  for a candidate with CPUs of its own (in a cluster its pods are not on the router's cores);
+- router + shadow 100% to a fixed answer: the candidate is bench/fixed_answer.py, which answers at
+  once, so what remains is the router's own work for the copies (send, receive, parse, compare).
+
+Router CPU per request is the router process's user + system time over the run (/proc/<pid>/stat)
+divided by the requests wrk completed.
 
 The router runs in standalone mode (KUBELOOP_ROUTING_FILE); switching the table rewrites the file,
 which the router re-reads. Everything shares the machine's two cores. Prints a Markdown table of
@@ -34,11 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving_bench import PYTHON, REPO, start, train, wrk
 
 POINTS = [("1 row, c=1", 1), ("1 row, c=32", 32)]
-SETUPS = ("direct", "router", "shadow")
-STABLE_PORT, CANDIDATE_PORT, ROUTER_PORT = 18000, 18002, 18010
+SETUPS = ("direct", "router", "shadow", "shadow-niced", "shadow-fixed")
+STABLE_PORT, CANDIDATE_PORT, NICED_PORT, FIXED_PORT, ROUTER_PORT = 18000, 18002, 18004, 18006, 18010
+CANDIDATES = {"shadow": CANDIDATE_PORT, "shadow-niced": NICED_PORT, "shadow-fixed": FIXED_PORT}
 
 
-def routing(mode: str, epoch: str) -> dict[str, Any]:
+def routing(mode: str, epoch: str, candidate_port: int = CANDIDATE_PORT) -> dict[str, Any]:
     table = {
         "deployment": "bench",
         "model": "bench",
@@ -49,7 +57,7 @@ def routing(mode: str, epoch: str) -> dict[str, Any]:
         "stable": {"version": 1, "service": "bench-v1"},
         "candidate": {"version": 2, "service": "bench-v2"},
     }
-    endpoints = {"bench-v1": [f"127.0.0.1:{STABLE_PORT}"], "bench-v2": [f"127.0.0.1:{CANDIDATE_PORT}"]}
+    endpoints = {"bench-v1": [f"127.0.0.1:{STABLE_PORT}"], "bench-v2": [f"127.0.0.1:{candidate_port}"]}
     return {"table": table, "endpoints": endpoints}
 
 
@@ -59,9 +67,9 @@ def get_json(port: int, path: str) -> dict[str, Any]:
         return document
 
 
-def set_table(file: Path, mode: str, epoch: str) -> None:
+def set_table(file: Path, mode: str, epoch: str, candidate_port: int = CANDIDATE_PORT) -> None:
     """Rewrite the routing file and wait until the router follows it."""
-    file.write_text(json.dumps(routing(mode, epoch)))
+    file.write_text(json.dumps(routing(mode, epoch, candidate_port)))
     deadline = time.monotonic() + 10
     while get_json(ROUTER_PORT, "/stats")["epoch"] != epoch:
         if time.monotonic() > deadline:
@@ -96,15 +104,24 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(30)
 
 
-def measure(setup: str, work: Path, file: Path, seconds: int, epoch: str) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(setup: str, work: Path, file: Path, seconds: int, *, epoch: str, router: int) -> dict[str, Any]:
     port = STABLE_PORT if setup == "direct" else ROUTER_PORT
     if setup != "direct":
-        set_table(file, "Shadow" if setup == "shadow" else "StableOnly", epoch)
+        mode = "StableOnly" if setup == "router" else "Shadow"
+        set_table(file, mode, epoch, CANDIDATES.get(setup, CANDIDATE_PORT))
     results: dict[str, Any] = {}
     for label, connections in POINTS:
-        wrk(port, 1, connections, 3, work)  # warm-up
+        wrk(port, 1, connections, 2, work)  # warm-up
+        before = cpu_seconds(router)
         results[label] = wrk(port, 1, connections, seconds, work)
-    if setup == "shadow":
+        cpu = (cpu_seconds(router) - before) / (results[label]["rps"] * seconds)
+        results[label]["router_cpu_us"] = cpu * 1e6 if setup != "direct" else 0.0
+    if setup.startswith("shadow"):
         time.sleep(3)  # let the last copies land
         stats = get_json(ROUTER_PORT, "/stats")
         results["stats"] = {
@@ -127,24 +144,30 @@ def table(rounds: list[dict[str, dict[str, Any]]]) -> str:
         "direct": "direct to the server",
         "router": "through the router",
         "shadow": "router + shadow 100%",
+        "shadow-niced": "router + shadow 100%, candidate niced",
+        "shadow-fixed": "router + shadow 100% to a fixed answer",
     }
     lines = [
-        "| point | path | req/s | p50 ms | p99 ms | added p50 ms | req/s vs direct |",
-        "|---|---|---|---|---|---|---|",
+        "| point | path | req/s | p50 ms | p99 ms | added p50 ms | req/s vs direct | router CPU µs/req |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, _ in POINTS:
         direct_rps, direct_p50 = median("direct", label, "rps"), median("direct", label, "p50")
         for setup in SETUPS:
-            rps, p50, p99 = (median(setup, label, key) for key in ("rps", "p50", "p99"))
+            rps, p50, p99, cpu = (median(setup, label, key) for key in ("rps", "p50", "p99", "router_cpu_us"))
             added = "" if setup == "direct" else f"{p50 - direct_p50:+.2f}"
             lines.append(
                 f"| {label} | {names[setup]} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {added} "
-                f"| {rps / direct_rps:.2f}x |"
+                f"| {rps / direct_rps:.2f}x | {cpu:.0f} |".replace("| 0 |", "| |")
             )
+    lines.append("")
     for label, _ in POINTS:
-        plain, shadow = median("router", label, "p50"), median("shadow", label, "p50")
-        lines.append(f"\nShadow 100% vs no shadow, stable p50 at {label}: {shadow / plain - 1:+.0%}")
-    lines.append(f"\nLast shadow round's /stats: {json.dumps(rounds[-1]['shadow']['stats'])}")
+        plain = median("router", label, "p50")
+        for setup in CANDIDATES:
+            change = median(setup, label, "p50") / plain - 1
+            lines.append(f"- {names[setup]} vs no shadow, stable p50 at {label}: {change:+.0%}")
+    for setup in CANDIDATES:
+        lines.append(f"- last round's /stats, {names[setup]}: {json.dumps(rounds[-1][setup]['stats'])}")
     return "\n".join(lines)
 
 
@@ -163,15 +186,27 @@ def main() -> None:
     stable = start("kubeloop", run, args.work, STABLE_PORT)
     os.environ["KUBELOOP_POD_NAME"] = "bench-candidate"
     candidate = start("kubeloop", run, args.work, CANDIDATE_PORT)
+    os.environ["KUBELOOP_POD_NAME"] = "bench-candidate-niced"
+    niced = start("kubeloop", run, args.work, NICED_PORT)
+    os.setpriority(os.PRIO_PGRP, niced.pid, 19)
+    fixed = subprocess.Popen(
+        [PYTHON, str(Path(__file__).with_name("fixed_answer.py")), str(FIXED_PORT)], start_new_session=True
+    )
     router = start_router(args.work, file)
     try:
         rounds = []
         for index in range(args.rounds):
             order = SETUPS if index % 2 == 0 else tuple(reversed(SETUPS))
-            rounds.append({s: measure(s, args.work, file, args.seconds, f"r{index}-{s}") for s in order})
+            epoch = f"r{index}-{{}}"
+            rounds.append(
+                {
+                    s: measure(s, args.work, file, args.seconds, epoch=epoch.format(s), router=router.pid)
+                    for s in order
+                }
+            )
             print(f"round {index + 1}: {json.dumps(rounds[-1])}", file=sys.stderr)
     finally:
-        for process in (router, candidate, stable):
+        for process in (router, fixed, niced, candidate, stable):
             stop(process)
     print(table(rounds))
     print(f"Load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")

@@ -21,7 +21,8 @@ class Answer:
 
     rows: int
     labels: list[Any] | None = None
-    probabilities: list[dict[str, float]] | None = None  # V2 rows are keyed by class index
+    probabilities: list[list[float]] | None = None  # rows x classes
+    classes: list[str] | None = None  # the class of each column (V1); None: by index (V2)
     values: list[float] | None = None
 
 
@@ -51,12 +52,12 @@ def _v2(document: dict[str, Any]) -> Answer | None:
     probabilities = None
     if "probabilities" in outputs:
         tensor = outputs["probabilities"]
-        rows, classes = tensor["shape"]
+        rows, width = tensor["shape"]
         flat = tensor["data"]
-        if len(flat) != rows * classes:
+        if len(flat) != rows * width:
             return None
-        probabilities = [{str(c): float(flat[r * classes + c]) for c in range(classes)} for r in range(rows)]
-    return _answer(labels, probabilities, values)
+        probabilities = [flat[r * width : (r + 1) * width] for r in range(rows)]
+    return _answer(labels, probabilities, None, values)
 
 
 def _v1(document: dict[str, Any]) -> Answer | None:
@@ -64,43 +65,62 @@ def _v1(document: dict[str, Any]) -> Answer | None:
     first = predictions[0] if predictions else {}
     labels = [p.get("label") for p in predictions] if "label" in first else None
     values = [float(p["value"]) for p in predictions] if "value" in first else None
-    probabilities = None
+    probabilities = classes = None
     if "probabilities" in first:
-        probabilities = [{str(k): float(v) for k, v in p["probabilities"].items()} for p in predictions]
-    return _answer(labels, probabilities, values)
+        classes = list(first["probabilities"])
+        probabilities = [[p["probabilities"][c] for c in classes] for p in predictions]
+    return _answer(labels, probabilities, classes, values)
 
 
 def _answer(
-    labels: list[Any] | None, probabilities: list[dict[str, float]] | None, values: list[float] | None
+    labels: list[Any] | None,
+    probabilities: list[list[float]] | None,
+    classes: list[str] | None,
+    values: list[float] | None,
 ) -> Answer | None:
     lengths = {len(part) for part in (labels, probabilities, values) if part is not None}
     if len(lengths) != 1:
         return None  # nothing to compare, or outputs that disagree on the number of rows
-    return Answer(lengths.pop(), labels, probabilities, values)
+    return Answer(lengths.pop(), labels, probabilities, classes, values)
+
+
+def _largest_gap(stable: Answer, candidate: Answer) -> tuple[float, int]:
+    """Sum over rows of max over classes |p_stable - p_candidate|, and the rows counted."""
+    if stable.probabilities is None or candidate.probabilities is None:
+        return 0.0, 0
+    pairs = zip(stable.probabilities, candidate.probabilities, strict=False)
+    if stable.classes == candidate.classes:  # the same columns in the same order
+        gaps = [max((abs(a - b) for a, b in zip(s, c, strict=False)), default=0.0) for s, c in pairs]
+    else:  # V1 rows naming their classes in another order, or other classes
+        s_names, c_names = stable.classes or [], candidate.classes or []
+        gaps = []
+        for s, c in pairs:
+            mine, theirs = dict(zip(s_names, s, strict=False)), dict(zip(c_names, c, strict=False))
+            gaps.append(
+                max(
+                    (abs(mine.get(k, 0.0) - theirs.get(k, 0.0)) for k in mine.keys() | theirs.keys()),
+                    default=0.0,
+                )
+            )
+    return float(sum(gaps)), len(gaps)
 
 
 def compare(stable: Answer, candidate: Answer) -> PairComparison:
     """Row by row over the rows both answers have. A row agrees when the labels are equal
     (classifiers) or the values are within REGRESSION_AGREEMENT_TOLERANCE of the stable value."""
     rows = min(stable.rows, candidate.rows)
-    agreed = probability_rows = value_rows = 0
-    probability_sum = value_sum = 0.0
-    labelled = stable.labels is not None and candidate.labels is not None
-    valued = stable.values is not None and candidate.values is not None
-    for row in range(rows):
-        if labelled:
-            agreed += stable.labels[row] == candidate.labels[row]  # type: ignore[index]
-        elif valued:
-            s, c = stable.values[row], candidate.values[row]  # type: ignore[index]
-            agreed += abs(s - c) <= REGRESSION_AGREEMENT_TOLERANCE * abs(s)
-    if stable.probabilities is not None and candidate.probabilities is not None:
-        for s_row, c_row in zip(stable.probabilities, candidate.probabilities, strict=False):
-            classes = s_row.keys() | c_row.keys()
-            probability_sum += max((abs(s_row.get(k, 0.0) - c_row.get(k, 0.0)) for k in classes), default=0.0)
-            probability_rows += 1
-    if valued:
-        for s, c in zip(stable.values, candidate.values, strict=False):  # type: ignore[arg-type]
-            value_sum += abs(s - c)
+    agreed = value_rows = 0
+    value_sum = 0.0
+    if stable.labels is not None and candidate.labels is not None:
+        agreed = sum(1 for s, c in zip(stable.labels, candidate.labels, strict=False) if s == c)
+    elif stable.values is None or candidate.values is None:
+        rows = 0  # no label and no value on both sides: nothing to agree on
+    if stable.values is not None and candidate.values is not None:
+        for s, c in zip(stable.values, candidate.values, strict=False):
+            delta = abs(s - c)
+            value_sum += delta
             value_rows += 1
-    counted = rows if labelled or valued else 0
-    return PairComparison(counted, agreed, probability_sum, probability_rows, value_sum, value_rows)
+            if stable.labels is None or candidate.labels is None:
+                agreed += delta <= REGRESSION_AGREEMENT_TOLERANCE * abs(s)
+    probability_sum, probability_rows = _largest_gap(stable, candidate)
+    return PairComparison(rows, agreed, probability_sum, probability_rows, value_sum, value_rows)

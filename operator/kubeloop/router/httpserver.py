@@ -86,7 +86,8 @@ class HttpProtocol(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._size = 0
-        self._idle: asyncio.TimerHandle | None = None
+        self._idle: asyncio.TimerHandle | None = None  # one timer, re-armed lazily (not per request)
+        self._active = 0.0
         self._paused = False
 
     # --- asyncio.Protocol
@@ -149,8 +150,6 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.pause_reading()
         if not self.busy:
             self.busy = True
-            if self._idle is not None:
-                self._idle.cancel()
             asyncio.get_running_loop().create_task(self._serve())
 
     # --- answering
@@ -196,8 +195,23 @@ class HttpProtocol(asyncio.Protocol):
         self.close()
 
     def _arm_idle(self) -> None:
-        if self.transport is not None and not self.closing:
-            self._idle = asyncio.get_running_loop().call_later(KEEPALIVE_SECONDS, self.close)
+        loop = asyncio.get_running_loop()
+        self._active = loop.time()
+        if self._idle is None and not self.closing:
+            self._idle = loop.call_at(self._active + KEEPALIVE_SECONDS, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._idle = None
+        if self.closing:
+            return
+        if not self.busy and asyncio.get_running_loop().time() - self._active >= KEEPALIVE_SECONDS:
+            self.close()
+        else:
+            self._arm_idle_at(self._active + KEEPALIVE_SECONDS)
+
+    def _arm_idle_at(self, when: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_at(max(when, loop.time() + 1.0), self._check_idle)
 
     def close(self) -> None:
         self.closing = True

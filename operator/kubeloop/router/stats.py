@@ -113,6 +113,7 @@ class Metrics:
             registry=registry,
         )
         self._children: dict[tuple[int, Side, bool], tuple[Counter, Counter, Histogram]] = {}
+        self.sent, self.dropped, self.failed = (self.copies.labels(o) for o in ("sent", "dropped", "failed"))
 
     def side(self, version: int, side: Side, copy: bool) -> tuple[Counter, Counter, Histogram]:
         key = (version, side, copy)
@@ -162,16 +163,16 @@ class Recorder:
             mine.buckets[bucket_of(latency_s * 1000)] += 1
 
     def copy_sent(self) -> None:
-        self.metrics.copies.labels("sent").inc()
+        self.metrics.sent.inc()
 
     def copy_dropped(self, epoch: str) -> None:
-        self.metrics.copies.labels("dropped").inc()
+        self.metrics.dropped.inc()
         counts = self._counts(epoch)
         if counts is not None:
             counts.dropped += 1
 
     def copy_failed(self, epoch: str) -> None:
-        self.metrics.copies.labels("failed").inc()
+        self.metrics.failed.inc()
         counts = self._counts(epoch)
         if counts is not None:
             counts.copy_errors += 1

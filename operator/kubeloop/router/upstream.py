@@ -62,6 +62,11 @@ class Connection(asyncio.Protocol):
         self._head_request = False
         self._headers_done = False
         self._reusable = False
+        # One timer per connection, moved only when a shorter deadline comes: cheaper than a
+        # call_later and a cancel per request.
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     # --- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -76,6 +81,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             if self._headers_done and not self._framed:
@@ -120,9 +127,25 @@ class Connection(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(error)
 
-    def _timeout(self) -> None:
+    def _check_deadline(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # idle: the next request arms the timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deadline:
+            self._arm(loop)
+            return
         self._fail(UpstreamTimeout("no complete answer in time"))
         self.close()  # the answer may still come: this connection cannot carry another request
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            if self._timer_at <= self._deadline:
+                return  # fires first, then re-arms for the rest
+            self._timer.cancel()
+        self._timer_at = self._deadline
+        self._timer = loop.call_at(self._deadline, self._check_deadline)
 
     async def exchange(self, head: bytes, body: bytes, timeout: float, head_request: bool) -> Answer:
         assert self.transport is not None
@@ -133,12 +156,12 @@ class Connection(asyncio.Protocol):
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
-        timer = loop.call_later(timeout, self._timeout)
+        self._deadline = loop.time() + timeout
+        self._arm(loop)
         try:
             answer: Answer = await waiter
             return answer
         finally:
-            timer.cancel()
             self._waiter = None
 
     @property

@@ -18,6 +18,7 @@ from kubeloop.contracts.routing import RouterStats
 from tests.component.router.conftest import (
     CANDIDATE,
     STABLE,
+    FakeBackend,
     Router,
     address,
     router_env,
@@ -141,3 +142,34 @@ def test_a_new_epoch_restarts_the_statistics_and_a_bad_rewrite_keeps_the_table(
     wait_until(lambda: router.get("/router/config").json()["problem"], 10, "the bad rewrite reported")
     assert "table.deployment" in router.get("/router/config").json()["problem"]
     assert router.infer(body).status_code == 200 and router.stats().stable.requests == 2
+
+
+def test_a_stable_answer_slower_than_the_upstream_timeout_is_a_504(
+    start_router: Callable[..., Router], fake_backend: Callable[[str], FakeBackend]
+) -> None:
+    slow = fake_backend("slow:3")
+    router = start_router(
+        table(candidate=False), {STABLE: [address(slow)]}, KUBELOOP_UPSTREAM_TIMEOUT_SECONDS="0.5"
+    )
+    answer = router.infer({"inputs": []})
+    assert answer.status_code == 504 and answer.json()["reason"] == "UpstreamTimeout"
+    stats = router.stats()
+    assert stats.stable.requests == stats.stable.errors == 1
+    assert router.get("/router/config").json()["backends"][STABLE]["ejected"] == []  # slow is not dead
+
+
+def test_sigterm_turns_unready_keeps_serving_for_the_delay_then_exits(
+    serve: Callable[..., Server], classifier: TrainedModel, start_router: Callable[..., Router]
+) -> None:
+    server = serve(classifier)
+    router = start_router(
+        table(candidate=False), {STABLE: [address(server)]}, KUBELOOP_SHUTDOWN_DELAY_SECONDS="3"
+    )
+    body = v2_body(server, classifier.golden_rows[:1])
+    assert router.infer(body).status_code == 200
+    assert router.process.popen is not None
+    os.killpg(router.process.pid, signal.SIGTERM)
+    wait_until(lambda: router.get("/router/ready").status_code == 503, 5, "unready after SIGTERM")
+    assert router.get("/router/ready").json()["reason"] == "Draining"
+    assert router.infer(body).status_code == 200  # endpoints move away while it still answers
+    assert router.process.popen.wait(30) == 0
