@@ -171,6 +171,7 @@ def workload(rows: int, features: int) -> dict[str, Any]:
     """`python -m kubeloop.monitor` end to end over the current frame written as request logs on
     file:// (reading, gunzip, JSON parsing, statistics, report.json and report.html)."""
     import os  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
     sys.path.insert(0, str(REPO / "operator"))
@@ -214,6 +215,7 @@ def workload(rows: int, features: int) -> dict[str, Any]:
     assert status == 0, done.stderr
     summary = json.loads((root / "termination.log").read_text())
     size = sum(f.stat().st_size for f in (root / "logs").rglob("*.gz")) / 2**20
+    shutil.rmtree(root)
     return {"seconds": seconds, "peak_mb": maxrss / 1024, "samples": summary["samples"],
             "phase": summary["phase"], "logs_mb": size}  # fmt: skip
 
