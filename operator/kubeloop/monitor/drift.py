@@ -27,16 +27,17 @@ def threshold_for(rule: DriftRule, method: Method, categorical: bool) -> float:
     return rule.threshold if method == rule.method else PSI_THRESHOLD
 
 
-def numeric_statistics(acc: NumericAccumulator) -> dict[str, float]:
+def numeric_statistics(acc: NumericAccumulator, with_ks_pvalue: bool = False) -> dict[str, float]:
     reference, current = acc.reference_bins(), acc.current_bins()
     chi2, p_value = stats.chi2_contingency(reference, current)
     below, at_most = acc.ks_counts()
     ks = stats.ks_statistic(acc.ref_cdf, below, at_most, acc.present)
     ref_at, ref_w, cur_at, cur_w = acc.positions()
+    extra = {"ks_pvalue": stats.ks_pvalue(ks, len(acc.profile.sample), acc.present)} if with_ks_pvalue else {}
     return {
         "psi": stats.psi(reference, current),
         "ks": ks,
-        "ks_pvalue": stats.ks_pvalue(ks, len(acc.profile.sample), acc.present),
+        **extra,
         "js": stats.js_distance(reference, current),
         "wasserstein": stats.wasserstein(ref_at, ref_w, cur_at, cur_w) / acc.scale(),
         "chi2": 1.0 - p_value,
@@ -94,7 +95,7 @@ def feature_drift(name: str, acc: Accumulator, rule: DriftRule) -> FeatureDrift:
         computed = categorical_statistics(acc) if acc.present and has_reference else {}
     else:
         drift.out_of_range = acc.below + acc.above
-        computed = numeric_statistics(acc) if acc.present and has_reference else {}
+        computed = numeric_statistics(acc, rule.method == "ks") if acc.present and has_reference else {}
     if computed:
         drift.statistics = {k: round(v, 6) for k, v in computed.items()}
         drift.score = computed[method]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import rankdata
 
 from kubeloop.api.v1alpha1.common import MetricName
 
@@ -35,13 +34,26 @@ def _per_class(
     return (actual & predicted).sum(axis=0), predicted.sum(axis=0), actual.sum(axis=0)
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank (scipy.stats.rankdata's default)."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts_group = np.concatenate([[True], ordered[1:] != ordered[:-1]])
+    group = np.cumsum(starts_group) - 1
+    starts = np.flatnonzero(starts_group)
+    ends = np.concatenate([starts[1:], [len(values)]])
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = ((starts + 1 + ends) / 2)[group]
+    return ranks
+
+
 def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
     """Area under the ROC curve as the Mann-Whitney U statistic (ties count half)."""
     n_pos = int(positive.sum())
     n_neg = len(positive) - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
-    ranks = rankdata(score)
+    ranks = average_ranks(np.asarray(score, dtype=np.float64))
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

@@ -8,7 +8,6 @@ upload must not hide a day of traffic. Only one file is in memory at a time.
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import re
 import zlib
@@ -16,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from kubeloop.store.client import ObjectMissing, Store
 
@@ -88,8 +89,8 @@ def read_records(store: Store, location: str, counts: ReadCounts) -> list[dict[s
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:  # a ValueError
             counts.bad_records += 1
             continue
         if isinstance(record, dict):

@@ -1,6 +1,7 @@
 """Drift statistics on binned counts, each the textbook (or scipy's) definition.
 
-Every function takes counts, not rows: the accumulators (accumulate.py) reduce any number of live
+Only scipy.special is imported up front (scipy.stats would double the monitor's memory). Every
+function takes counts, not rows: the accumulators (accumulate.py) reduce any number of live
 rows to a few bins in vectorized passes, so these cost microseconds whatever the traffic.
 """
 
@@ -10,7 +11,6 @@ import math
 
 import numpy as np
 from scipy import special
-from scipy import stats as scipy_stats
 
 # Proportions below this count as this much in PSI: an empty bin would otherwise make it infinite.
 PSI_FLOOR = 1e-4
@@ -72,7 +72,7 @@ def chi2_contingency(reference: np.ndarray, current: np.ndarray) -> tuple[float,
         return 0.0, 1.0
     expected = np.outer(rows, table.sum(axis=0)) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / expected))
-    return statistic, float(scipy_stats.chi2.sf(statistic, table.shape[1] - 1))
+    return statistic, float(special.chdtrc(table.shape[1] - 1, statistic))  # chi2.sf, without scipy.stats
 
 
 def ks_statistic(ref_cdf: np.ndarray, below: np.ndarray, at_most: np.ndarray, total: int) -> float:
@@ -91,7 +91,10 @@ def ks_statistic(ref_cdf: np.ndarray, below: np.ndarray, at_most: np.ndarray, to
 
 
 def ks_pvalue(statistic: float, reference_size: int, current_size: int) -> float:
-    """Smirnov's asymptotic p-value, as scipy.stats.ks_2samp(method="asymp") computes it."""
+    """Smirnov's asymptotic p-value, as scipy.stats.ks_2samp(method="asymp") computes it. Imported
+    here: scipy.stats costs the monitor ~50 MB of memory, and only the ks method needs it."""
+    from scipy import stats as scipy_stats  # noqa: PLC0415
+
     if reference_size == 0 or current_size == 0:
         return 1.0
     m, n = sorted([float(reference_size), float(current_size)], reverse=True)

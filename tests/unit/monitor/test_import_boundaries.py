@@ -1,5 +1,5 @@
-"""The monitor image has NumPy, SciPy, pandas and the store client only: every monitor module must
-import with scikit-learn, onnxruntime, kopf, kubernetes and the operator's code blocked."""
+"""The monitor image has NumPy, SciPy and the store client only: every monitor module must import with
+scikit-learn, onnxruntime, pandas, kopf, kubernetes and the operator's code blocked."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import textwrap
 
 from tests.unit.api.crd_tools import REPO
 
-BLOCKED = ("sklearn", "onnxruntime", "skl2onnx", "kopf", "kubernetes", "fastapi", "pydantic_settings",
-           "kubeloop.controllers", "kubeloop.kube", "kubeloop.trainer", "kubeloop.planning",
-           "kubeloop.operator", "kubeloop.serving")  # fmt: skip
+BLOCKED = (
+    "sklearn", "onnxruntime", "skl2onnx", "pandas", "kopf", "kubernetes", "fastapi", "pydantic_settings",
+    "kubeloop.controllers", "kubeloop.kube", "kubeloop.trainer", "kubeloop.planning", "kubeloop.operator",
+    "kubeloop.serving",
+)  # fmt: skip
 
 PROBE = textwrap.dedent(
     """

@@ -38,7 +38,7 @@ IMAGES = (
           ("sklearn", "onnxruntime", "numpy", "pandas", "fastapi", "kopf", "kubernetes", "minio")),
     Image("monitor", "monitor", "kubeloop.monitor",
           ("kubeloop.monitor", "kubeloop.store", "kubeloop.contracts"),
-          ("sklearn", "onnxruntime", "kopf", "kubernetes", "fastapi")),
+          ("sklearn", "onnxruntime", "pandas", "kopf", "kubernetes", "fastapi")),
 )  # fmt: skip
 
 
