@@ -50,7 +50,7 @@ dev-status:
 	$(BIN)/python -m tests.infra.devenv status
 
 # Until the training → serving → monitoring loop lands, the demo shows the stack, the operator
-# and the four resources reconciled in the namespace `demo`.
+# and the five resources reconciled in the namespace `demo`.
 demo: dev-up
 	@bash tests/infra/demo.sh
 
@@ -115,6 +115,7 @@ up: images
 	  --from-literal=secretKey="$$secret" --dry-run=client -o yaml | $(KUBECTL) apply -f - >/dev/null
 	$(KUBECTL) apply -n demo -f manifests/examples/
 	$(KUBECTL) wait -n demo --for=jsonpath='{.status.observedGeneration}'=1 --timeout=180s \
-	  trainingrun/churn-2024-06-01 modelversion/churn-v7 modeldeployment/churn modelmonitor/churn
+	  trainingrun/churn-2024-06-01 modelversion/churn-v7 modeldeployment/churn modelmonitor/churn \
+	  batchprediction/churn-nightly
 	$(KUBECTL) get kubeloop -n demo
 	@echo "kind cluster $(KIND_CLUSTER) is up: kubectl get kubeloop -A; remove it with: $(KIND) delete cluster --name $(KIND_CLUSTER)"

@@ -72,6 +72,13 @@ class ShardRun:
         self.rejects = Rejects(Store(self.store.settings, self.store.retry), self.folder, self.shard)
         self.reports: list[UnitReport] = []
         self.required = list(self.model.specs)
+        # CSV columns parsed as numbers straight away; those copied to the output stay text, so that
+        # every part has the same schema and the input's own spelling.
+        output = self.task.output
+        copied = set(output.key_columns) | (set(self.required) if output.include_input_columns else set())
+        self.numeric = {
+            name for name, spec in self.model.specs.items() if spec.element not in ("string", "bool")
+        } - copied
         self.wanted = (
             None
             if self.task.output.include_input_columns
@@ -102,7 +109,7 @@ class ShardRun:
         task = self.task
         source = self.watch.timed("read", lambda: open_unit(
             self.store, unit, task.input.format, wanted=self.wanted, required=self.required,
-            chunk_rows=task.chunk_rows))  # fmt: skip
+            numeric=self.numeric, chunk_rows=task.chunk_rows))  # fmt: skip
         try:
             copied = copied_columns(self.task.output, source.columns, self.model, unit.uri)
             offset = 0

@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from kubeloop.batch.reading import LineRange, header_line, rechunk
+from kubeloop.batch.csvinput import LineRange, header_line
+from kubeloop.batch.reading import rechunk
 from kubeloop.batch.units import InputUnit, assign, split
 
 
