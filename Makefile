@@ -115,6 +115,7 @@ up: images
 	  --from-literal=secretKey="$$secret" --dry-run=client -o yaml | $(KUBECTL) apply -f - >/dev/null
 	$(KUBECTL) apply -n demo -f manifests/examples/
 	$(KUBECTL) wait -n demo --for=jsonpath='{.status.observedGeneration}'=1 --timeout=180s \
-	  trainingrun/churn-2024-06-01 modelversion/churn-v7 modeldeployment/churn modelmonitor/churn
+	  trainingrun/churn-2024-06-01 modelversion/churn-v7 modeldeployment/churn modelmonitor/churn \
+	  batchprediction/churn-nightly
 	$(KUBECTL) get kubeloop -n demo
 	@echo "kind cluster $(KIND_CLUSTER) is up: kubectl get kubeloop -A; remove it with: $(KIND) delete cluster --name $(KIND_CLUSTER)"

@@ -78,9 +78,9 @@ def test_every_kind_gets_generation_phase_conditions_and_columns(
         (item,) = items
         status = wait_observed(crds, namespace, kind, item["metadata"]["name"], 1)["status"]
         assert status["phase"] == FIRST_PHASE[kind]
-        assert status["conditions"]
-        for condition in status["conditions"]:
-            assert condition["observedGeneration"] == 1 and condition["reason"] and condition["message"]
+        assert status["conditions"]  # the kind's summary condition (BatchPrediction: VersionResolved too)
+        for summary in status["conditions"]:
+            assert summary["observedGeneration"] == 1 and summary["reason"] and summary["message"]
     listing = crds.kubectl("get", "kubeloop", "-n", namespace).stdout
     for kind, phase in FIRST_PHASE.items():
         row = next(line for line in listing.splitlines() if line.startswith(f"{kind.lower()}.kubeloop.io/"))

@@ -53,6 +53,9 @@ def test_operator_pod_runs_under_restricted_pod_security_and_reconciles(
 @pytest.mark.parametrize(("verb", "resource", "allowed"), [
     ("patch", "trainingruns.kubeloop.io/status", True),
     ("watch", "modeldeployments.kubeloop.io", True),
+    ("patch", "batchpredictions.kubeloop.io/status", True),
+    ("create", "cronjobs.batch", True),  # scheduled batch predictions
+    ("create", "batchpredictions.kubeloop.io", False),
     ("create", "events", True),
     ("update", "trainingruns.kubeloop.io", False),  # spec is the user's; status and annotations are patched
     ("get", "secrets", False),

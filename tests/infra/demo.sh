@@ -16,7 +16,8 @@ kubectl apply -n demo -f manifests/examples/
 
 step "The operator reconciles them (kubectl get kubeloop -n demo)"
 kubectl wait -n demo --for=jsonpath='{.status.observedGeneration}'=1 --timeout=60s \
-  trainingrun/churn-2024-06-01 modelversion/churn-v7 modeldeployment/churn modelmonitor/churn >/dev/null
+  trainingrun/churn-2024-06-01 modelversion/churn-v7 modeldeployment/churn modelmonitor/churn \
+  batchprediction/churn-nightly >/dev/null
 kubectl get kubeloop -n demo
 
 step "Invalid input is refused by the API server, with the reason"

@@ -17,10 +17,11 @@ from kubernetes import client, config
 from tests.infra.controlplane import ControlPlane, scratch_dir
 from tests.infra.localnode import NODE_NAME
 from tests.infra.minio_server import MinioServer
-from tests.infra.processes import ManagedProcess, wait_until
+from tests.infra.processes import ManagedProcess, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "kubeloop-system"
+RECEIVER_PORTS = 2  # host ports relayed into pods for servers a test starts later (webhook, SMTP)
 
 
 def start_local_node(plane: ControlPlane, host_ports: list[int]) -> ManagedProcess:
@@ -49,6 +50,9 @@ class Stack:
     minio: MinioServer | None = None
     plane: ControlPlane | None = None
     node: ManagedProcess | None = None
+    # Free now, relayed into every pod from the start: a test binds its own receivers (a webhook
+    # endpoint, an SMTP server) to them on 127.0.0.1 and pods reach them at the same address.
+    receiver_ports: list[int] = field(default_factory=lambda: [free_port() for _ in range(RECEIVER_PORTS)])
     _own_minio: bool = False
 
     def start(self) -> Stack:
@@ -58,7 +62,7 @@ class Stack:
                 self.minio = MinioServer(root=self.root / "minio", keep_root=True).start()
                 self._own_minio = True
             self.plane = ControlPlane(root=self.root / "cluster", keep_root=True).start()
-            self.node = start_local_node(self.plane, [self.minio.port])
+            self.node = start_local_node(self.plane, [self.minio.port, *self.receiver_ports])
         except BaseException:
             self.stop()
             raise

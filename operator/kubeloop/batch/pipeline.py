@@ -44,8 +44,8 @@ class Stopwatch:
             self.add(stage, time.perf_counter() - started)
 
 
-def prefetch(items: Iterator[T], depth: int, watch: Stopwatch, stage: str = "read") -> Iterator[T]:
-    """`items`, produced by a thread that stays at most `depth` items ahead."""
+def prefetch(items: Iterator[T], depth: int, watch: Stopwatch, stage: str | None = "read") -> Iterator[T]:
+    """`items`, produced by a thread that stays at most `depth` items ahead (timed as `stage`, if any)."""
     waiting: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -54,14 +54,15 @@ def prefetch(items: Iterator[T], depth: int, watch: Stopwatch, stage: str = "rea
             while not stop.is_set():
                 started = time.perf_counter()
                 item = next(items, _END)
-                watch.add(stage, time.perf_counter() - started)
+                if stage is not None:
+                    watch.add(stage, time.perf_counter() - started)
                 _put(waiting, item, stop)
                 if item is _END:
                     return
         except BaseException as error:
             _put(waiting, _Raised(error), stop)
 
-    threading.Thread(target=produce, name=f"batch-{stage}", daemon=True).start()
+    threading.Thread(target=produce, name=f"batch-{stage or 'prefetch'}", daemon=True).start()
     try:
         while True:
             item = waiting.get()

@@ -8,6 +8,7 @@ only a column that fails it is examined value by value, to find and name the bad
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,25 +88,40 @@ def _numbers(spec: InputSpec, array: pa.Array) -> Column:
     problems: dict[int, str] = {}
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         floats = _parse_numbers(array, problems)
-    elif pa.types.is_boolean(kind) and spec.kind == "boolean":
-        floats = pc.cast(array, pa.float64())
-    elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+    elif (pa.types.is_boolean(kind) and spec.kind == "boolean") or pa.types.is_decimal(kind):
         floats = pc.cast(array, pa.float64(), safe=False)
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        floats = array
     else:
         floats = pa.nulls(len(array), pa.float64())
         _mark(problems, array.is_valid(), f"expected a number, got a value of type {kind}")
-    values = floats.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
-    present = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    _out_of_range(spec, values, present, integral, problems)
-    missing = present.__invert__() | (np.isnan(values) & present)
+    values = np.asarray(floats.to_numpy(zero_copy_only=False), dtype=np.float64)  # nulls -> NaN
+    missing = np.isnan(values)
+    with np.errstate(invalid="ignore"):
+        limit = _LIMITS[spec.element]
+        if isinstance(limit, tuple):
+            outside = (values < limit[0]) | (values > limit[1])
+        else:
+            outside = np.abs(values) > limit  # infinities too
+        fractional = (values != np.floor(values)) & ~outside & ~missing if integral else None
+    _name_rows(problems, outside, lambda row: f"number out of range for {V2_DATATYPE[spec.element]}: "
+               f"{float(values[row])!r}")  # fmt: skip
+    if fractional is not None:
+        _name_rows(problems, fractional, lambda row: f"expected an integer, got {float(values[row])!r}")
     if integral or not spec.nullable:
         what = "an integer column" if integral else "this column"
-        _mark_rows(problems, missing, f"missing value: {what} cannot be missing")
+        _name_rows(problems, missing, lambda row: f"missing value: {what} cannot be missing")
     bad = np.zeros(len(values), dtype=bool)
     if problems:
         bad[list(problems)] = True
-        values[bad] = 0.0
+        values = np.where(bad, 0.0, values)  # a placeholder the graph accepts; the row is not scored
     return Column(values.astype(spec.element), bad, problems)
+
+
+def _name_rows(problems: dict[int, str], rows: np.ndarray, describe: Callable[[int], str]) -> None:
+    if rows.any():
+        for row in np.flatnonzero(rows):
+            problems.setdefault(int(row), describe(int(row)))
 
 
 def _parse_numbers(array: pa.Array, problems: dict[int, str]) -> pa.Array:
@@ -120,25 +136,6 @@ def _parse_numbers(array: pa.Array, problems: dict[int, str]) -> pa.Array:
     for row in np.flatnonzero(_true(pc.and_(pc.invert(good), pc.invert(empty)))):
         problems[int(row)] = f"expected a number, got {_show(array[int(row)].as_py())}"
     return pc.cast(pc.if_else(good, trimmed, pa.scalar(None, pa.string())), pa.float64())
-
-
-def _out_of_range(
-    spec: InputSpec, values: np.ndarray, present: np.ndarray, integral: bool, problems: dict[int, str]
-) -> None:
-    limit = _LIMITS[spec.element]
-    with np.errstate(invalid="ignore"):
-        if isinstance(limit, tuple):
-            outside = present & ~np.isnan(values) & ((values < limit[0]) | (values > limit[1]))
-        else:
-            outside = present & np.isinf(values) | (present & (np.abs(values) > limit))
-        fractional = present & ~np.isnan(values) & ~np.isinf(values) & (values != np.floor(values))
-    for row in np.flatnonzero(outside):
-        problems.setdefault(
-            int(row), f"number out of range for {V2_DATATYPE[spec.element]}: {float(values[row])!r}"
-        )
-    if integral:
-        for row in np.flatnonzero(fractional):
-            problems.setdefault(int(row), f"expected an integer, got {float(values[row])!r}")
 
 
 # --- text ------------------------------------------------------------------------------------------

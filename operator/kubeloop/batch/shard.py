@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -12,8 +13,8 @@ import pyarrow as pa
 from kubeloop.batch.errors import BatchFailure
 from kubeloop.batch.output import PartWriter, Rejects, copied_columns, predictions_table
 from kubeloop.batch.pipeline import BackgroundWriter, Stopwatch, prefetch
-from kubeloop.batch.reading import open_unit, row_groups
-from kubeloop.batch.rows import check
+from kubeloop.batch.reading import Source, open_unit, row_groups
+from kubeloop.batch.rows import Checked, check
 from kubeloop.batch.units import InputUnit, assign, list_inputs, split
 from kubeloop.contracts.batch import (
     BatchTask,
@@ -71,6 +72,13 @@ class ShardRun:
         self.rejects = Rejects(Store(self.store.settings, self.store.retry), self.folder, self.shard)
         self.reports: list[UnitReport] = []
         self.required = list(self.model.specs)
+        # CSV columns parsed as numbers straight away; those copied to the output stay text, so that
+        # every part has the same schema and the input's own spelling.
+        output = self.task.output
+        copied = set(output.key_columns) | (set(self.required) if output.include_input_columns else set())
+        self.numeric = {
+            name for name, spec in self.model.specs.items() if spec.element not in ("string", "bool")
+        } - copied
         self.wanted = (
             None
             if self.task.output.include_input_columns
@@ -101,13 +109,13 @@ class ShardRun:
         task = self.task
         source = self.watch.timed("read", lambda: open_unit(
             self.store, unit, task.input.format, wanted=self.wanted, required=self.required,
-            chunk_rows=task.chunk_rows))  # fmt: skip
+            numeric=self.numeric, chunk_rows=task.chunk_rows))  # fmt: skip
         try:
             copied = copied_columns(self.task.output, source.columns, self.model, unit.uri)
             offset = 0
-            for chunk in prefetch(source.tables, READ_AHEAD, self.watch):
-                self._malformed(unit, piece, report, source.malformed.take())
-                checked = self.watch.timed("validation", lambda chunk=chunk: check(chunk, self.model.specs))  # type: ignore[misc]
+            # Reading and validating run in their own thread: this one only scores.
+            for chunk, checked, malformed in prefetch(self._checked(source), READ_AHEAD, self.watch, None):
+                self._malformed(unit, piece, report, malformed)
                 report.rows_in += chunk.num_rows
                 report.rejects += checked.rejected
                 self.rejects.add_chunk(
@@ -123,6 +131,16 @@ class ShardRun:
             self._malformed(unit, piece, report, source.malformed.take())
         finally:
             source.close()
+
+    def _checked(self, source: Source) -> Iterator[tuple[pa.Table, Checked, list[tuple[int, str]]]]:
+        """Chunks with their validation, and the malformed CSV rows the parser skipped meanwhile."""
+        chunks = iter(source.tables)
+        while True:
+            chunk = self.watch.timed("read", lambda: next(chunks, None))
+            if chunk is None:
+                return
+            checked = self.watch.timed("validation", lambda chunk=chunk: check(chunk, self.model.specs))  # type: ignore[misc]
+            yield chunk, checked, source.malformed.take()
 
     def _malformed(self, unit: InputUnit, piece: str | None, report: UnitReport,
                    rows: list[tuple[int, str]]) -> None:  # fmt: skip

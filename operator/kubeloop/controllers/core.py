@@ -40,6 +40,9 @@ class Progress:
 
     status: Obj
     events: list[Event] = field(default_factory=list)
+    # Run once the status is written (e.g. counters of finished work): a reconcile retried after a
+    # conflict recomputes them instead of counting twice.
+    after_write: list[Callable[[], None]] = field(default_factory=list)
 
 
 # (resource with the core status applied, its parsed spec) -> progress; may create children.
@@ -53,12 +56,13 @@ def reconcile(info: KindInfo, policy: KindPolicy, progress: ProgressFn | None, b
     with _locks[meta["uid"]], reconcile_observed(info.kind):
         core = plan_core(policy, resource, datetime.now(UTC))
         status, events = core.status, list(core.events)
+        after_write: list[Callable[[], None]] = []
         if progress is not None and find(status["conditions"], INVALID_SPEC) is None:
             spec = policy.spec_model.model_validate(resource["spec"])
             step = progress({**resource, "status": {**(resource.get("status") or {}), **status}}, spec)
             # A phase the step moved on from at once is not worth an Event of its own.
             kept = [e for e in events if e.type == "Warning" or e.reason == step.status.get("phase")]
-            status, events = step.status, kept + step.events
+            status, events, after_write = step.status, kept + step.events, step.after_write
         if status_changes(resource.get("status") or {}, status):
             try:
                 patch_status(
@@ -70,6 +74,8 @@ def reconcile(info: KindInfo, policy: KindPolicy, progress: ProgressFn | None, b
                         "the object changed while reconciling; retrying", delay=1
                     ) from error
                 raise
+        for action in after_write:
+            action()
         for event in events:  # after the status write, so a retried reconcile does not repeat them
             try:
                 post_event(resource, event.type, event.reason, event.message)

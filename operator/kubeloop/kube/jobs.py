@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from kubeloop.kube.client import api_client
+from kubeloop.planning.conditions import timestamp
 from kubeloop.planning.jobs import JobState, parse_message
 
 # Waiting reasons that are just a pod starting, not a problem worth showing.
@@ -25,16 +28,43 @@ def create_job(job: dict[str, Any]) -> None:
 
 
 def job_state(namespace: str, name: str) -> JobState | None:
-    batch, core = client.BatchV1Api(api_client()), client.CoreV1Api(api_client())
+    batch = client.BatchV1Api(api_client())
     try:
         job = batch.read_namespaced_job(name, namespace)
     except ApiException as error:
         if error.status == 404:
             return None
         raise
+    return _state(namespace, job)
+
+
+def labelled_jobs(namespace: str, selector: str, skip_pods: Callable[[str], bool] = lambda name: False,
+                  ) -> list[JobState]:  # fmt: skip
+    """Every Job matching the label selector, oldest first, with its pods' results (except for the
+    Jobs `skip_pods` names: their results are already recorded)."""
+    jobs = client.BatchV1Api(api_client()).list_namespaced_job(namespace, label_selector=selector).items
+    jobs.sort(key=lambda job: (job.metadata.creation_timestamp, job.metadata.name))
+    return [_state(namespace, job, with_pods=not skip_pods(job.metadata.name)) for job in jobs]
+
+
+def cron_job_annotation(namespace: str, name: str, key: str) -> str | None:
+    """The annotation `key` of a CronJob ("" when it has none), or None when there is no such CronJob."""
+    try:
+        cron = client.BatchV1Api(api_client()).read_namespaced_cron_job(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return str((cron.metadata.annotations or {}).get(key, ""))
+
+
+def _state(namespace: str, job: Any, with_pods: bool = True) -> JobState:
+    core = client.CoreV1Api(api_client())
+    name = job.metadata.name
     conditions = {c.type: c for c in job.status.conditions or [] if c.status == "True"}
     failed = conditions.get("Failed") or conditions.get("FailureTarget")
-    pods = core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={name}").items
+    selector = f"batch.kubernetes.io/job-name={name}"
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items if with_pods else []
     pods.sort(key=lambda pod: pod.metadata.creation_timestamp)
     results, waiting = [], []
     for pod in pods:
@@ -46,6 +76,7 @@ def job_state(namespace: str, name: str) -> JobState | None:
             stuck = status.state.waiting
             if stuck and stuck.reason not in STARTING:
                 waiting.append(f"pod {pod.metadata.name}: {stuck.reason}: {stuck.message or ''}".rstrip(": "))
+    finished = job.status.completion_time or (failed.last_transition_time if failed else None)
     return JobState(
         name=name,
         complete="Complete" in conditions,
@@ -54,4 +85,15 @@ def job_state(namespace: str, name: str) -> JobState | None:
         message=failed.message if failed else "",
         results=results,
         waiting=waiting,
+        uid=job.metadata.uid or "",
+        labels=dict(job.metadata.labels or {}),
+        created=_time(job.metadata.creation_timestamp),
+        start_time=_time(job.status.start_time),
+        completion_time=_time(finished),
+        active=job.status.active or 0,
+        failed_indexes=job.status.failed_indexes or "",
     )
+
+
+def _time(moment: datetime | None) -> str | None:
+    return timestamp(moment) if moment is not None else None

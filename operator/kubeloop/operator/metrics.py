@@ -1,5 +1,5 @@
 """Prometheus metrics of the operator: reconciles, errors and durations per kind; training failures,
-rollout outcomes and the rollout in progress."""
+rollout outcomes, the rollout in progress, drift gauges and batch runs."""
 
 from __future__ import annotations
 
@@ -42,6 +42,41 @@ def forget_monitor(namespace: str, monitor: str) -> None:
         DRIFT_SCORE.remove(namespace, monitor, feature)
     with suppress(KeyError):  # never exported (no run read since the operator started)
         DRIFT_DETECTED.remove(namespace, monitor)
+
+
+BATCH = ["namespace", "batch_prediction"]
+BATCH_RUNS = Counter(
+    "kubeloop_batch_runs_total", "Finished batch prediction runs, by outcome.", [*BATCH, "outcome"]
+)
+BATCH_ROWS = Counter(
+    "kubeloop_batch_rows_total", "Rows of finished batch runs: read, scored or rejected.", [*BATCH, "kind"]
+)
+BATCH_LAST_ROWS = Gauge(
+    "kubeloop_batch_last_run_rows", "Rows of the latest finished run, by kind.", [*BATCH, "kind"]
+)
+BATCH_LAST_SECONDS = Gauge(
+    "kubeloop_batch_last_run_duration_seconds", "Duration of the latest finished run.", BATCH
+)
+BATCH_LAST_SUCCESS = Gauge(
+    "kubeloop_batch_last_run_success", "1 when the latest finished run succeeded, else 0.", BATCH
+)
+BATCH_NOTIFICATIONS = Counter(
+    "kubeloop_batch_notifications_total", "Run notifications that ended, by outcome (Sent, Failed).",
+    [*BATCH, "outcome"],
+)  # fmt: skip
+
+
+def batch_run_finished(namespace: str, name: str, run: dict[str, Any]) -> None:
+    BATCH_RUNS.labels(namespace, name, run["phase"]).inc()
+    for kind, key in (("read", "rowsIn"), ("scored", "rowsOut"), ("rejected", "rejects")):
+        BATCH_ROWS.labels(namespace, name, kind).inc(run.get(key) or 0)
+        BATCH_LAST_ROWS.labels(namespace, name, kind).set(run.get(key) or 0)
+    BATCH_LAST_SECONDS.labels(namespace, name).set(run.get("durationSeconds") or 0)
+    BATCH_LAST_SUCCESS.labels(namespace, name).set(1 if run["phase"] == "Succeeded" else 0)
+
+
+def batch_notification_finished(namespace: str, name: str, phase: str) -> None:
+    BATCH_NOTIFICATIONS.labels(namespace, name, phase).inc()
 
 
 @contextmanager

@@ -20,6 +20,13 @@ class JobState:
     message: str = ""
     results: list[dict[str, Any]] = field(default_factory=list)  # termination messages (JSON) of ended pods
     waiting: list[str] = field(default_factory=list)  # "pod: Reason: message" of pods that cannot start
+    uid: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    created: str | None = None  # timestamps as the API server writes them (2024-06-01T02:00:00Z)
+    start_time: str | None = None
+    completion_time: str | None = None  # when it completed, or when it was marked Failed
+    active: int = 0  # pods running
+    failed_indexes: str = ""  # Indexed Jobs with backoffLimitPerIndex: e.g. "1,3-4"
 
 
 def parse_message(text: str | None) -> dict[str, Any] | None:
@@ -41,3 +48,13 @@ def last_result(job: JobState, model: type[Result]) -> Result | None:
         except ValidationError:
             continue
     return None
+
+
+def index_list(text: str) -> list[int]:
+    """Completion indexes in the Job status form "1,3-5" -> [1, 3, 4, 5]."""
+    found: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            found += range(int(first), int(last or first) + 1)
+    return sorted(set(found))

@@ -31,7 +31,7 @@ IMAGES = (
           ("kubeloop.trainer", "kubeloop.store", "kubeloop.contracts"),
           ("kopf", "kubernetes", "fastapi")),
     Image("server", "server", "kubeloop.serving",
-          ("kubeloop.serving", "kubeloop.store", "kubeloop.contracts"),
+          ("kubeloop.serving", "kubeloop.batch", "kubeloop.store", "kubeloop.contracts"),
           ("sklearn", "skl2onnx", "pandas", "kopf", "kubernetes")),
     Image("router", "router", "kubeloop.router",
           ("kubeloop.router", "kubeloop.contracts"),

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kubeloop.api.v1alpha1.batchprediction import BatchPhase
 from kubeloop.api.v1alpha1.modeldeployment import DeploymentPhase
 from kubeloop.api.v1alpha1.modelmonitor import MonitorPhase
 from kubeloop.api.v1alpha1.modelversion import VersionPhase
@@ -41,9 +42,12 @@ EXPECTED: dict[str, tuple[str, dict[str, str]]] = {
     "ModelMonitor": ("Healthy", {
         MonitorPhase.HEALTHY: "Healthy", MonitorPhase.INSUFFICIENT_DATA: "Healthy",
         MonitorPhase.DRIFTING: "Degraded", MonitorPhase.DEGRADED: "Degraded"}),
+    "BatchPrediction": ("Succeeded", {
+        BatchPhase.SUCCEEDED: "Healthy", BatchPhase.SCHEDULED: "Healthy", BatchPhase.PENDING: "Progressing",
+        BatchPhase.RUNNING: "Progressing", BatchPhase.SUSPENDED: "Suspended", BatchPhase.FAILED: "Degraded"}),
 }  # fmt: skip
 PHASES = {"TrainingRun": TrainingPhase, "ModelVersion": VersionPhase, "ModelDeployment": DeploymentPhase,
-          "ModelMonitor": MonitorPhase}  # fmt: skip
+          "ModelMonitor": MonitorPhase, "BatchPrediction": BatchPhase}  # fmt: skip
 
 
 def yaml_blocks() -> list[dict[str, Any]]:

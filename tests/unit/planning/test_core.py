@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubeloop.planning import modeldeployment, modelmonitor, modelversion, trainingrun
+from kubeloop.planning import batchprediction, modeldeployment, modelmonitor, modelversion, trainingrun
 from kubeloop.planning.conditions import set_condition
 from kubeloop.planning.core import KindPolicy, plan_core
 
@@ -17,7 +17,8 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "manifests" / "examples"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
 POLICIES = {"TrainingRun": trainingrun.POLICY, "ModelVersion": modelversion.POLICY,
-            "ModelDeployment": modeldeployment.POLICY, "ModelMonitor": modelmonitor.POLICY}  # fmt: skip
+            "ModelDeployment": modeldeployment.POLICY, "ModelMonitor": modelmonitor.POLICY,
+            "BatchPrediction": batchprediction.POLICY}  # fmt: skip
 
 
 def example(kind: str, generation: int = 1) -> dict[str, Any]:
@@ -42,7 +43,8 @@ def test_condition_time_moves_only_when_status_changes() -> None:
 @pytest.mark.parametrize(
     ("kind", "phase", "condition"),
     [("TrainingRun", "Pending", "Succeeded"), ("ModelVersion", "Pending", "Validated"),
-     ("ModelDeployment", "Progressing", "Available"), ("ModelMonitor", "InsufficientData", "Healthy")],
+     ("ModelDeployment", "Progressing", "Available"), ("ModelMonitor", "InsufficientData", "Healthy"),
+     ("BatchPrediction", "Pending", "Succeeded")],
 )  # fmt: skip
 def test_first_reconcile_of_each_example(kind: str, phase: str, condition: str) -> None:
     plan = plan_core(POLICIES[kind], example(kind), T0)
