@@ -268,7 +268,7 @@ CLUSTER_WIDE_ACCESS = [
     ("watch", "endpointslices.discovery.k8s.io", True), ("create", "endpointslices.discovery.k8s.io", False),
     ("create", "roles.rbac.authorization.k8s.io", True),
     ("create", "clusterroles.rbac.authorization.k8s.io", False),
-    ("delete", "roles.rbac.authorization.k8s.io", False), ("create", "serviceaccounts/token", False),
+    ("delete", "roles.rbac.authorization.k8s.io", False),
 ]  # fmt: skip
 
 
