@@ -76,3 +76,20 @@ def test_lower_is_better_metrics_drop_upwards() -> None:
     wrong_task = performance_report(rule.model_copy(update={"metric": "accuracy"}), labelled,
                                     FeedbackIndex(10), {}, None)  # fmt: skip
     assert wrong_task.status == "NotApplicable"
+
+
+def test_the_termination_summary_always_fits_four_kib() -> None:
+    from kubeloop.contracts.monitoring import MonitorSummary, ScoreSummary  # noqa: PLC0415
+
+    names = [f"a_rather_long_feature_name_number_{i:04d}" for i in range(1000)]
+    summary = MonitorSummary(phase="Drifting", reason="DriftDetected", message="x" * 3000, time=AT, version=1,
+                             features=[ScoreSummary(name=n, score=0.5, drifted=True) for n in names[:10]],
+                             drifted=names, drifted_count=1000)  # fmt: skip
+    text = summary.fitted()
+    assert len(text.encode()) <= 4096
+    kept = MonitorSummary.model_validate_json(text)
+    assert kept.drifted_count == 1000 and kept.phase == "Drifting" and kept.features
+    small = MonitorSummary(
+        phase="Healthy", reason="NoDrift", message="ok", time=AT, version=1, drifted=names[:3]
+    )
+    assert MonitorSummary.model_validate_json(small.fitted()) == small
