@@ -18,8 +18,9 @@ pytestmark = [pytest.mark.minio, pytest.mark.timeout(600)]
 CHUNK = 5_000
 BIG_ROWS = 2_000_000  # 400 chunks
 # Holding the whole big input would cost more than its 40+ MiB of text (as Arrow strings, then numpy
-# object arrays of str for the text columns: a few hundred MiB); streaming costs a few chunks.
-ALLOWED_GROWTH_MIB = 30
+# object arrays of str for the text columns: 1.3 GiB measured); streaming costs a few chunks, a few
+# more when a loaded machine lets the bounded queues fill (243 vs 213 MiB seen under load 5).
+ALLOWED_GROWTH_MIB = 100
 
 
 def customers(rows: int, seed: int = 11) -> bytes:
