@@ -7,6 +7,7 @@ sent none, the same id to both sides and back), `X-Kubeloop-Version` on the answ
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -142,24 +143,31 @@ class Router:
         lines, request_id = _forwarded_head(request)
         protocol = inference_protocol(request.method, request.path)
         decision = plan.splitter.decide(self.draw) if protocol else STABLE_ONLY
-        side, head = decision.answer, lines + b"\r\n"
-        try:
-            answer = await self._exchange(plan, side, head, request, counted=protocol is not None)
-        except UpstreamError as error:
-            if side is Side.STABLE or error.sent:
-                return _failed(side, error, request_id)
-            # A canary pod that cannot be reached (counted as the candidate's error): stable answers.
-            side, decision = Side.STABLE, STABLE_ONLY
-            try:
-                answer = await self._exchange(plan, side, head, request, counted=protocol is not None)
-            except UpstreamError as again:
-                return _failed(side, again, request_id)
-        if protocol and decision.copy is not None:
+        side, head, counted = decision.answer, lines + b"\r\n", protocol is not None
+        answered: asyncio.Future[Answer | None] | None = None
+        if protocol and decision.copy is not None:  # leaves alongside; compared once both are in
+            answered = asyncio.get_running_loop().create_future()
             copy_head = lines + _COPY_MARK + b"\r\n"
             self.copier.offer(
                 Copy(plan.table.epoch, decision.copy, plan.version(decision.copy), protocol, copy_head,
-                     request.body, answer.status, answer.body, plan.table.shadow_timeout_ms / 1000)
+                     request.body, plan.table.shadow_timeout_ms / 1000, answered)
             )  # fmt: skip
+        answer: Answer | None = None
+        try:
+            try:
+                answer = await self._exchange(plan, side, head, request, counted=counted)
+            except UpstreamError as error:
+                if side is Side.STABLE or error.sent:
+                    return _failed(side, error, request_id)
+                # A canary pod that cannot be reached (counted as the candidate's error): stable answers.
+                side = Side.STABLE
+                try:
+                    answer = await self._exchange(plan, side, head, request, counted=counted)
+                except UpstreamError as again:
+                    return _failed(side, again, request_id)
+        finally:
+            if answered is not None:  # the copy compares with the intended side's answer only
+                answered.set_result(answer if side is decision.answer else None)
         return _relayed(answer, request_id, plan.version(side))
 
     async def _exchange(

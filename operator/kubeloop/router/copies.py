@@ -1,14 +1,17 @@
-"""Copies of predictions to the other side, sent after the client has its answer.
+"""Copies of predictions to the other side, fire-and-forget, compared once both answers are in.
 
 A bounded queue (the table's `shadowQueue`; beyond it copies are dropped and counted) drained by a
-fixed number of workers, each copy with the table's `shadowTimeoutMs`. A copy never touches the
-client's answer: it starts once that answer is written, and its failures are only counted. When
-both sides answered 2xx the two bodies are parsed and compared here, off the response path.
+fixed number of workers, each copy with the table's `shadowTimeoutMs`. A copy leaves alongside the
+request that answers the client (as Envoy's mirroring does), so both sides compute at the same
+time, but nothing of the client's answer waits for it: its failures are only counted, and when
+both sides answered 2xx the two bodies are parsed and compared here, after the client's answer is
+written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,9 +33,9 @@ class Copy:
     protocol: str
     head: bytes  # the request line and headers, marked as a copy
     body: bytes
-    answer_status: int  # what the answering side said (its body is compared once the copy is back)
-    answer_body: bytes
     timeout: float
+    # The answering side's answer, set once the client has it (None: nothing to compare with).
+    answered: asyncio.Future[Answer | None]
 
 
 # Sends a copy's request to a side's pods: (side, head, body, timeout) -> the pod's answer.
@@ -46,7 +49,6 @@ class Copier:
         self.workers = workers
         self.queue: asyncio.Queue[Copy] = asyncio.Queue()
         self.limit = 256
-        self.in_flight = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -67,13 +69,10 @@ class Copier:
     async def _work(self) -> None:
         while True:
             copy = await self.queue.get()
-            self.in_flight += 1
             try:
                 await self._one(copy)
-            except Exception:  # a bug in one comparison must not stop the worker
+            except Exception:  # a bug in one copy must not stop the worker
                 log.exception("copy failed")
-            finally:
-                self.in_flight -= 1
 
     async def _one(self, copy: Copy) -> None:
         self.recorder.copy_sent()
@@ -92,14 +91,21 @@ class Copier:
         if failed:
             self.recorder.copy_failed(copy.epoch)
             return
-        if not (200 <= answer.status < 300 and 200 <= copy.answer_status < 300):
+        if not 200 <= answer.status < 300:
             return
-        mine = parse_answer(answer.body, copy.protocol)
-        theirs = parse_answer(copy.answer_body, copy.protocol)
-        if mine is None or theirs is None:
-            return
-        stable, candidate = (mine, theirs) if copy.side is Side.STABLE else (theirs, mine)
-        self.recorder.pair(copy.epoch, compare(stable, candidate))
+        # The worker is free again at once: the comparison runs when the answering side is in.
+        copy.answered.add_done_callback(functools.partial(self._compare, copy, answer))
 
-    def idle(self) -> bool:
-        return self.queue.empty() and self.in_flight == 0
+    def _compare(self, copy: Copy, answer: Answer, answered: asyncio.Future[Answer | None]) -> None:
+        try:
+            first = answered.result()
+            if first is None or not 200 <= first.status < 300:
+                return
+            mine = parse_answer(answer.body, copy.protocol)
+            theirs = parse_answer(first.body, copy.protocol)
+            if mine is None or theirs is None:
+                return
+            stable, candidate = (mine, theirs) if copy.side is Side.STABLE else (theirs, mine)
+            self.recorder.pair(copy.epoch, compare(stable, candidate))
+        except Exception:  # a bug in one comparison must not go unnoticed, nor stop the others
+            log.exception("comparison failed")

@@ -68,8 +68,8 @@ def test_copies_beyond_the_queue_are_dropped_and_counted(
     start_router: Callable[..., Router],
     fake_backend: Callable[[str], FakeBackend],
 ) -> None:
-    stable, slow = serve(classifier), fake_backend("slow:2")
-    routing = table(mode="Shadow", shadowPercent=100, shadowQueue=1, shadowTimeoutMs=5000)
+    stable, slow = serve(classifier), fake_backend("slow:4")
+    routing = table(mode="Shadow", shadowPercent=100, shadowQueue=1, shadowTimeoutMs=10_000)
     endpoints = {STABLE: [address(stable)], CANDIDATE: [address(slow)]}
     router = start_router(routing, endpoints, KUBELOOP_COPY_CONCURRENCY="1")
     shadow_through(router, stable, v2_body(stable, classifier.golden_rows[:1]), REQUESTS)
