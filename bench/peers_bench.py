@@ -1,19 +1,23 @@
 """Our model server, the floor, MLServer and KServe side by side, in one run, on the same RandomForest.
 
-    .venv/bin/python bench/peers_bench.py [--seconds 20] [--peers mlserver,mlserver-inline,kserve]
-        [--max-load 1.5] [--work DIR]
+    .venv/bin/python bench/peers_bench.py [--seconds 20] [--rounds 1] [--quiet 0.5]
+        [--peers mlserver,mlserver-inline,kserve] [--work DIR]
 
 Reuses bench/serving_bench.py: the trainer's model.onnx (RandomForest, 100 trees, depth 10, 20
-features), our server and the floor started as there, and the same wrk load generator. The peers
-serve the same pipeline as scikit-learn objects in their own format (a joblib file, which our server
-never loads), fitted here by the trainer's own code on the same split and seed, and checked against
-model.onnx. Each peer lives in its own venv under ~/.cache/kubeloop-bench/<peer>/ (created with the
-latest releases when missing: they pin FastAPI/pydantic versions the project cannot share). A peer
-that cannot be installed or started is reported with its error; the others still run.
+features), our server and the floor started as there, and the same wrk load generator (its own
+process, -t1, on loopback). The peers come from bench/peers_setup.py (their own venvs, the same
+pipeline as a joblib file). A peer that cannot be installed or started is reported with its error
+and the others still run.
 
-Every server: one worker, a subprocess on 127.0.0.1, a 3 s warm-up before each point, RSS of all its
-processes sampled every 0.25 s. Every server gets the same bytes: V2 bodies with one FP32 tensor per
-column and `"parameters": {"content_type": "pd"}`, which the peers need to build a DataFrame.
+Every server is one worker, a subprocess on 127.0.0.1, and all of them are up for the whole run:
+the points are interleaved (each point runs every server in turn, the order rotating from point to
+point) so that a burst of load from other work on the machine falls on all of them, not on one.
+Before each point the script waits (up to --quiet-wait s) until the other processes use less than
+--quiet cores, and it reports what they used during every measurement: /proc/stat busy time minus
+the server's, wrk's and its own. Each measurement: a 3 s warm-up at the point, then --seconds.
+RSS: the peak of all of a server's processes, sampled every 0.5 s (MLServer forks a worker).
+Every server gets the same bytes: V2 bodies with one FP32 tensor per column and
+`"parameters": {"content_type": "pd"}`, which the peers need to build a DataFrame.
 """
 
 from __future__ import annotations
@@ -21,307 +25,167 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
+import resource
+import statistics
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
-import numpy as np
-import onnxruntime as ort
+import peers_setup as ps
 import serving_bench as sb
 
-sys.path.insert(0, str(sb.REPO / "operator"))
-
-from kubeloop.contracts.model import DatasetRef
-from kubeloop.trainer.columns import onnx_feeds
-from kubeloop.trainer.dataset import Dataset, parse
-from kubeloop.trainer.estimators import effective_params
-from kubeloop.trainer.prepare import encode_and_split, parse_spec
-from kubeloop.trainer.train import make_pipeline
-from kubeloop.trainer.validation import validate
-
-VENVS = Path.home() / ".cache" / "kubeloop-bench"
-
-
-@dataclass(frozen=True)
-class Venv:
-    packages: list[str]  # pip install arguments: the latest releases unless a pin says why
-    check: str  # Python that must run in the venv for it to count as installed
-    report: list[str]  # distributions whose versions are printed
-
-
-VENV_SPECS = {
-    # uvloop < 0.22: with 0.22+ MLServer 1.7.1's inference worker dies at start ("RuntimeError: There is
-    # no current event loop in thread 'MainThread'" in mlserver/parallel/worker.py _ignore_signals;
-    # upstream issue SeldonIO/MLServer#2286, open). Pinning uvloop is the workaround given there.
-    "mlserver": Venv(
-        ["mlserver", "mlserver-sklearn", "uvloop<0.22"],
-        "import mlserver_sklearn, sklearn, joblib, importlib.metadata as m; "
-        "assert int(m.version('uvloop').split('.')[1]) < 22, 'uvloop >= 0.22'",
-        ["mlserver", "mlserver-sklearn", "scikit-learn", "fastapi", "uvloop"],
-    ),
-    "kserve": Venv(
-        ["kserve", "scikit-learn", "joblib"],
-        "import kserve, sklearn, joblib",
-        ["kserve", "scikit-learn", "fastapi", "uvloop"],
-    ),
-}
-PEERS = {"mlserver": "mlserver", "mlserver-inline": "mlserver", "kserve": "kserve"}  # peer -> its venv
 NAMES = {"kubeloop": "kubeloop (metrics + 100% logging)", "floor": "floor (bare FastAPI + ORT)",
          "mlserver": "MLServer (1 inference worker)", "mlserver-inline": "MLServer (parallel_workers=0)",
          "kserve": "KServe (kserve.Model, sklearn)"}  # fmt: skip
-PORTS = {"kubeloop": 18400, "floor": 18401, "mlserver": 18402, "mlserver-inline": 18403, "kserve": 18404}
+HZ = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-class Unavailable(Exception):
-    """A peer that could not be installed or started; the message is the precise reason."""
+# -- the machine's CPU and the servers' processes ------------------------------------------------------
 
 
-def payload(rows: int) -> str:
-    return json.dumps({"parameters": {"content_type": "pd"}, **json.loads(sb.body(rows))})
-
-
-# -- the peers' model and environments ---------------------------------------------------------------
-
-
-def sklearn_model(work: Path, run: Path) -> tuple[Path, dict[str, float]]:
-    """The trainer's pipeline fitted again on the trainer's split and seed, as model.joblib."""
-    folder = work / "peers"
-    target = folder / "model.joblib"
-    parsed, estimator = parse_spec(sb.train_spec(work))
-    frame = parse((work / "data.csv").read_bytes(), "csv")
-    report = validate(frame, parsed.dataset, regression=False)
-    ref = DatasetRef(uri=parsed.dataset.uri, sha256="0" * 64, rows=len(frame), columns=len(frame.columns))
-    prepared = encode_and_split(parsed, estimator, Dataset(frame, ref), report)
-    if target.exists():
-        pipeline = joblib.load(target)  # written by this script: the peers' format
-    else:
-        params = effective_params(estimator, parsed.algorithm.params, prepared.seed)
-        pipeline = make_pipeline(prepared, params)
-        pipeline.fit(prepared.x_train, prepared.y_train)
-        folder.mkdir(exist_ok=True)
-        joblib.dump(pipeline, target)
-    session = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
-    labels, proba = session.run(["label", "probabilities"], onnx_feeds(prepared.x_test, prepared.columns))
-    expected = pipeline.predict_proba(prepared.x_test)
-    agreement = float(np.mean(labels.ravel() == pipeline.classes_[expected.argmax(axis=1)]))
-    return target, {"label_agreement": agreement, "max_abs_prob_diff": float(np.abs(proba - expected).max())}
-
-
-def peer_python(venv_name: str) -> Path:
-    """The venv's interpreter; the venv is created and filled (latest releases) when missing."""
-    venv, packages, check = VENVS / venv_name, VENV_SPECS[venv_name].packages, VENV_SPECS[venv_name].check
-    python = venv / "bin" / "python"
-    if (
-        python.exists()
-        and subprocess.run([python, "-c", check], check=False, capture_output=True).returncode == 0
-    ):
-        return python
-    for command in ([sys.executable, "-m", "venv", str(venv)],
-                    [python, "-m", "pip", "install", "--quiet", "--upgrade", "pip", *packages]):  # fmt: skip
-        done = subprocess.run(command, check=False, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise Unavailable(f"`{' '.join(map(str, command))}` failed:\n{done.stderr.strip()[-1500:]}")
-    done = subprocess.run([python, "-c", check], check=False, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise Unavailable(f"installed, but `{check}` fails:\n{done.stderr.strip()[-1500:]}")
-    return python
-
-
-def versions(python: Path, distributions: list[str]) -> str:
-    code = (
-        "import sys, importlib.metadata as m; print(*(f'{d} {m.version(d)}' for d in sys.argv[1:]), sep=', ')"
-    )
-    done = subprocess.run([python, "-c", code, *distributions], check=False, capture_output=True, text=True)
-    return done.stdout.strip() or done.stderr.strip()[-300:]
-
-
-# -- starting servers ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Launch:
-    argv: list[str]
-    env: dict[str, str]
-    cwd: Path | None = None
-
-
-def peer_env() -> dict[str, str]:
-    """The project's Python settings stay out of the peers' processes; so do KServe's per-request
-    FastAPIDeprecationWarning lines (ORJSONResponse under FastAPI 0.165), which only cost it time."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return env | {"PYTHONWARNINGS": "ignore"}
-
-
-def mlserver_launch(model: Path, work: Path, peer: str) -> Launch:
-    """`mlserver start` on a repository with one model. "mlserver": one inference worker process
-    behind the HTTP process (its default); "mlserver-inline": inference in the HTTP process. Access
-    logs off (debug=false; they would only slow it down), metrics on their own port as shipped."""
-    root = work / "peers" / peer
-    (root / "bench").mkdir(parents=True, exist_ok=True)
-    port = PORTS[peer]
-    settings = {"debug": False, "host": "127.0.0.1", "http_port": port, "grpc_port": port + 100,
-                "metrics_port": port + 200, "parallel_workers": int(peer == "mlserver")}  # fmt: skip
-    (root / "settings.json").write_text(json.dumps(settings))
-    model_settings = {"name": "bench", "implementation": "mlserver_sklearn.SKLearnModel",
-                      "parameters": {"uri": str(model), "version": "1"}}  # fmt: skip
-    (root / "bench" / "model-settings.json").write_text(json.dumps(model_settings))
-    mlserver = str(peer_python("mlserver").parent / "mlserver")
-    return Launch([mlserver, "start", str(root)], peer_env(), cwd=root)
-
-
-def kserve_launch(model: Path, work: Path, peer: str) -> Launch:
-    """bench/kserve_app.py, one uvicorn worker; the unused gRPC server and the per-request log lines
-    (latency and access log) off, which only helps it."""
-    port = PORTS[peer]
-    argv = [str(peer_python("kserve")), str(sb.REPO / "bench" / "kserve_app.py"), str(model),
-            "--http_port", str(port), "--grpc_port", str(port + 100), "--workers", "1",
-            "--enable_grpc", "false", "--enable_latency_logging", "false",
-            "--configure_logging", "false"]  # fmt: skip
-    return Launch(argv, peer_env())
-
-
-def start_peer(name: str, launch: Launch, work: Path) -> subprocess.Popen[bytes]:
-    log = (work / f"{name}.log").open("ab")
-    process = subprocess.Popen(launch.argv, env=launch.env, cwd=launch.cwd, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = (work / f"{name}.log").read_text(errors="replace")[-2000:]
-            raise Unavailable(f"{name} exited with code {process.returncode} before serving:\n{tail}")
+def sessions() -> dict[int, tuple[int, int]]:
+    """Session id -> (RSS kB, CPU ticks) summed over its live processes."""
+    totals: dict[int, tuple[int, int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            infer(PORTS[name], payload(1))
-            return process
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # fields[i] is field i + 3 of proc(5)
         except OSError:
-            time.sleep(0.5)
-    stop(process)
-    raise Unavailable(f"{name} did not answer a 1-row request within 180 s; see {work / f'{name}.log'}")
+            continue
+        rss, cpu = totals.get(int(fields[3]), (0, 0))
+        totals[int(fields[3])] = (rss + int(fields[21]) * PAGE_KB, cpu + int(fields[11]) + int(fields[12]))
+    return totals
 
 
-def infer(port: int, body: str) -> dict[str, Any]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/bench/infer", data=body.encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-        return json.loads(response.read())  # type: ignore[no-any-return]
+def busy_ticks() -> int:
+    """CPU ticks spent by everything on the machine (not idle, not waiting for I/O)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(values) - values[3] - values[4]
 
 
-def labels(answer: dict[str, Any]) -> list[int]:
-    """The predicted labels, whatever each server names its output (label, predict, output-0)."""
-    outputs = {o["name"]: o["data"] for o in answer["outputs"]}
-    return [int(v) for v in next(outputs[n] for n in ("label", "predict", "output-0") if n in outputs)]
+def own_ticks() -> int:
+    """This process (its sampler thread included) and its waited children (wrk)."""
+    this, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round((this.ru_utime + this.ru_stime + children.ru_utime + children.ru_stime) * HZ)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+class RssSampler(threading.Thread):
+    def __init__(self, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+        super().__init__(daemon=True)
+        self.processes, self.peak_kb, self.done = processes, dict.fromkeys(processes, 0), threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            totals = sessions()
+            for name, process in self.processes.items():
+                self.peak_kb[name] = max(self.peak_kb[name], totals.get(process.pid, (0, 0))[0])
+
+
+def others_cores(seconds: float = 2.0) -> float:
+    """Cores used by other processes now (our servers idle meanwhile)."""
+    busy, own = busy_ticks(), own_ticks()
+    time.sleep(seconds)
+    return max(0.0, (busy_ticks() - busy - (own_ticks() - own)) / HZ / seconds)
+
+
+def wait_quiet(limit: float, patience: float) -> float:
+    deadline, used = time.monotonic() + patience, others_cores()
+    while limit and used >= limit and time.monotonic() < deadline:
+        time.sleep(5)
+        used = others_cores()
+    return used
 
 
 # -- measuring -----------------------------------------------------------------------------------------
 
 
-class RssSampler(threading.Thread):
-    """Peak of the summed RSS of every process in the server's session (MLServer forks a worker)."""
+def run_point(name: str, process: subprocess.Popen[bytes], point: tuple[str, int, int], args: Any) -> dict:
+    """One wrk measurement after a warm-up, with the CPU the server and the rest of the machine used."""
+    _, rows, connections = point
+    port, body = ps.PORTS[name], ps.payload(rows)
+    sb.wrk(port, rows, connections, 3, args.work, payload=body)  # warm-up
+    started, busy, own, server = time.monotonic(), busy_ticks(), own_ticks(), sessions()[process.pid][1]
+    result = sb.wrk(port, rows, connections, args.seconds, args.work, payload=body)
+    elapsed = time.monotonic() - started
+    server = sessions()[process.pid][1] - server
+    others = busy_ticks() - busy - (own_ticks() - own) - server
+    return result | {"server_cores": server / HZ / elapsed, "others": max(0.0, others / HZ / elapsed)}
 
-    def __init__(self, session: int) -> None:
-        super().__init__(daemon=True)
-        self.session, self.peak_kb, self.done = session, 0, threading.Event()
 
-    def run(self) -> None:
-        while not self.done.wait(0.25):
-            self.peak_kb = max(self.peak_kb, self.sample())
+def start_all(names: list[str], starters: dict[str, Callable[[], Any]]) -> tuple[dict, dict]:
+    processes, errors = {}, {}
+    for name in names:
+        try:
+            processes[name] = starters[name]()
+        except (ps.Unavailable, RuntimeError, OSError) as error:
+            errors[name] = str(error)
+    return processes, errors
 
-    def sample(self) -> int:
-        total = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
+
+def measure_all(processes: dict[str, subprocess.Popen[bytes]], args: Any) -> tuple[dict, dict, list]:
+    """Every point on every server, `args.rounds` times; returns runs, errors and the quiet figures."""
+    runs: dict[str, dict[str, list[dict]]] = {n: {p[0]: [] for p in sb.POINTS} for n in processes}
+    errors: dict[str, str] = {}
+    quiet: list[float] = []
+    for step in range(args.rounds * len(sb.POINTS)):
+        point = sb.POINTS[step % len(sb.POINTS)]
+        quiet.append(wait_quiet(args.quiet, args.quiet_wait))
+        order = [n for n in processes if n not in errors]
+        for name in order[step % len(order) :] + order[: step % len(order)]:
             try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                if int(fields[3]) == self.session:  # fields[3] is the session id (man 5 proc)
-                    total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
-            except (OSError, IndexError):
-                continue
-        return total
+                runs[name][point[0]].append(run_point(name, processes[name], point, args))
+                print(f"{name} {point[0]}: {runs[name][point[0]][-1]}", flush=True)
+            except (RuntimeError, OSError, subprocess.CalledProcessError, KeyError) as error:
+                errors[name] = f"{type(error).__name__} at {point[0]}: {error}"
+    return runs, errors, quiet
 
 
-def measure(
-    name: str, starter: Callable[[], subprocess.Popen[bytes]], work: Path, seconds: int
-) -> dict[str, Any]:
-    try:
-        process = starter()
-    except (Unavailable, RuntimeError) as error:
-        return {"error": str(error)}
-    sampler = RssSampler(process.pid)
-    sampler.start()
-    try:
-        results: dict[str, Any] = {
-            "labels": {rows: labels(infer(PORTS[name], payload(rows))) for rows in (1, 100)}
-        }
-        for label, rows, connections in sb.POINTS:
-            sb.wrk(PORTS[name], rows, connections, 3, work, payload=payload(rows))  # warm-up
-            results[label] = sb.wrk(PORTS[name], rows, connections, seconds, work, payload=payload(rows))
-            print(f"{name} {label}: {results[label]}", file=sys.stderr)
-        sampler.done.set()
-        sampler.join()
-        results["rss"] = max(sampler.peak_kb / 1024, sb.rss_mb(process.pid))
-        return results
-    except (RuntimeError, OSError, subprocess.CalledProcessError) as error:
-        return {"error": f"{type(error).__name__}: {error}"}
-    finally:
-        sampler.done.set()
-        stop(process)
+def medians(runs: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    return {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()}
+
+
+# -- reporting -----------------------------------------------------------------------------------------
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    lines = ["| point | server | req/s | rows/s | p50 ms | p99 ms | vs floor | kubeloop / this |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    ours, floor = results.get("kubeloop", {}), results.get("floor", {})
+    lines = ["| point | server | req/s | rows/s | p50 ms | p99 ms | vs floor | kubeloop / this "
+             "| others' CPU |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    ours, floor = results.get("kubeloop"), results.get("floor")
     for label, rows, _ in sb.POINTS:
         for name, result in results.items():
-            if "error" in result:
-                continue
             point = result[label]
-            vs_floor = f"{point['rps'] / floor[label]['rps']:.2f}x" if "error" not in floor else "-"
-            ratio = f"{ours[label]['rps'] / point['rps']:.2f}x" if "error" not in ours else "-"
+            vs_floor = f"{point['rps'] / floor[label]['rps']:.2f}x" if floor else "-"
+            ratio = f"{ours[label]['rps'] / point['rps']:.2f}x" if ours else "-"
             lines.append(f"| {label} | {NAMES[name]} | {point['rps']:,.0f} | {point['rps'] * rows:,.0f} "
-                         f"| {point['p50']:.2f} | {point['p99']:.2f} | {vs_floor} | {ratio} |")  # fmt: skip
-    rss = ", ".join(f"{NAMES[n]} {r['rss']:.0f} MB" for n, r in results.items() if "error" not in r)
-    lines.append(f"\nPeak RSS (all of the server's processes): {rss}")
-    return "\n".join(lines)
+                         f"| {point['p50']:.2f} | {point['p99']:.2f} | {vs_floor} | {ratio} "
+                         f"| {point['others']:.2f} |")  # fmt: skip
+    rss = ", ".join(f"{NAMES[n]} {r['rss']:.0f} MB" for n, r in results.items())
+    return "\n".join([*lines, "", f"Peak RSS (all of the server's processes): {rss}"])
 
 
 def targets(results: dict[str, dict[str, Any]]) -> list[str]:
-    ours, floor = (results.get(k, {"error": "not run"}) for k in ("kubeloop", "floor"))
-    mlservers = [r for k, r in results.items() if k.startswith("mlserver") and "error" not in r]
-    if "error" in ours:
+    ours, floor = results.get("kubeloop"), results.get("floor")
+    if not ours:
         return ["kubeloop did not run: no target can be judged"]
-    one, hundred = "1 row, c=32", "100 rows, c=32"
-    met = {True: "met", False: "NOT met"}
+    one, met = "1 row, c=32", {True: "met", False: "NOT met"}
     lines = []
-    if "error" not in floor:
+    if floor:
         ratio = ours[one]["rps"] / floor[one]["rps"]
         lines.append(f"1 row c=32 >= 0.8x floor: {ratio:.2f}x, {met[ratio >= 0.8]}")
-    if mlservers:  # against the faster of its configurations
+    if mlservers := [r for n, r in results.items() if n.startswith("mlserver")]:
         ratio = ours[one]["rps"] / max(r[one]["rps"] for r in mlservers)
         lines.append(
             f"1 row c=32 >= 20x MLServer (its faster configuration): {ratio:.1f}x, {met[ratio >= 20]}"
         )
-    best = max(ours[label]["rps"] * 100 for label in ("100 rows, c=1", hundred))
+    best = max(ours[label]["rps"] * 100 for label in ("100 rows, c=1", "100 rows, c=32"))
     lines.append(f"100-row requests >= 100,000 rows/s: {best:,.0f}, {met[best >= 100_000]}")
-    p99 = max(ours[label]["p99"] for label in ("1 row, c=1", "100 rows, c=1"))
-    lines.append(f"p99 at c=1 <= 2 ms: 1 row {ours['1 row, c=1']['p99']:.2f} ms, "
-                 f"100 rows {ours['100 rows, c=1']['p99']:.2f} ms, {met[p99 <= 2]}")  # fmt: skip
+    one_p99, hundred_p99 = ours["1 row, c=1"]["p99"], ours["100 rows, c=1"]["p99"]
+    lines.append(f"p99 at c=1 <= 2 ms: 1 row {one_p99:.2f} ms ({met[one_p99 <= 2]}), "
+                 f"100 rows {hundred_p99:.2f} ms ({met[hundred_p99 <= 2]})")  # fmt: skip
     lines.append(f"RSS <= 200 MB: {ours['rss']:.0f} MB, {met[ours['rss'] <= 200]}")
     return lines
 
@@ -332,45 +196,66 @@ def loads(values: tuple[float, float, float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=20, help="per point (the issue's figure is 20)")
-    parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, of {','.join(PEERS)}")
+    parser.add_argument("--seconds", type=int, default=20, help="per measurement (the issue's figure: 20)")
+    parser.add_argument("--rounds", type=int, default=1, help="measurements per point and server (median)")
     parser.add_argument(
-        "--max-load", type=float, help="first wait (up to 30 min) for a 1-min load below this"
+        "--peers", default=",".join(ps.PEERS), help=f"comma-separated, of {','.join(ps.PEERS)}"
+    )
+    parser.add_argument(
+        "--quiet", type=float, default=0.5, help="cores other processes may use (0: don't wait)"
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=300, help="longest wait for --quiet, per point (s)"
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/kubeloop-peers-bench"))
     args = parser.parse_args()
     peers = [p for p in args.peers.split(",") if p]
-    if unknown := set(peers) - set(PEERS):
-        parser.error(f"unknown peer(s) {sorted(unknown)}; choose from {sorted(PEERS)}")
+    if unknown := set(peers) - set(ps.PEERS):
+        parser.error(f"unknown peer(s) {sorted(unknown)}; choose from {sorted(ps.PEERS)}")
     args.work.mkdir(parents=True, exist_ok=True)
     run = sb.train(args.work)
-    model, fidelity = sklearn_model(args.work, run)
+    model, fidelity = ps.sklearn_model(args.work, run)
     print(f"joblib pipeline vs model.onnx on the test split: {fidelity}")
-    starters: dict[str, Callable[[], subprocess.Popen[bytes]]] = {
-        kind: (lambda kind=kind: sb.start(kind, run, args.work, PORTS[kind]))
+    starters: dict[str, Callable[[], Any]] = {
+        kind: (lambda kind=kind: sb.start(kind, run, args.work, ps.PORTS[kind]))
         for kind in ("kubeloop", "floor")
     }
-    launches = {"mlserver": mlserver_launch, "kserve": kserve_launch}
+    launches = {"mlserver": ps.mlserver_launch, "kserve": ps.kserve_launch}
     for peer in peers:
-        launch = launches[PEERS[peer]]
-        starters[peer] = lambda p=peer, launch=launch: start_peer(p, launch(model, args.work, p), args.work)
+        launch, venv = launches[ps.PEERS[peer]], ps.PEERS[peer]
+        starters[peer] = lambda p=peer, launch=launch: ps.start_peer(
+            p, launch(model, args.work, p), args.work
+        )
         try:
-            print(f"{peer}: {versions(peer_python(PEERS[peer]), VENV_SPECS[PEERS[peer]].report)}")
-        except Unavailable as error:
+            print(f"{peer}: {ps.versions(ps.peer_python(venv), ps.VENV_SPECS[venv].report)}")
+        except ps.Unavailable as error:
             print(f"{peer}: {error}")
-    deadline = time.monotonic() + 1800
-    while args.max_load and os.getloadavg()[0] >= args.max_load and time.monotonic() < deadline:
-        time.sleep(10)
-    load_before, started = os.getloadavg(), datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    results = {name: measure(name, starter, args.work, args.seconds) for name, starter in starters.items()}
-    print(f"\nstarted {started}, {args.seconds} s per point, load average (1/5/15 min) before "
-          f"{loads(load_before)}, after {loads(os.getloadavg())}\n")  # fmt: skip
+    processes, errors = start_all(list(starters), starters)
+    sampler = RssSampler(processes)
+    sampler.start()
+    try:
+        answers = {
+            n: {r: ps.labels(ps.infer(ps.PORTS[n], ps.payload(r))) for r in (1, 100)} for n in processes
+        }
+        load_before, started = os.getloadavg(), datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        runs, failures, quiet = measure_all(processes, args)
+        errors |= failures
+        rss = {n: max(sampler.peak_kb[n] / 1024, sb.rss_mb(p.pid)) for n, p in processes.items()}
+    finally:
+        sampler.done.set()
+        for process in processes.values():
+            ps.stop(process)
+    results = {n: medians(runs[n]) | {"rss": rss[n]} for n in processes if n not in errors}
+    (args.work / "results.json").write_text(json.dumps({"runs": runs, "errors": errors, "quiet": quiet}))
+    print(f"\nstarted {started}, {args.seconds} s per measurement, {args.rounds} round(s); load average "
+          f"(1/5/15 min) before {loads(load_before)}, after {loads(os.getloadavg())}; other processes' "
+          f"cores before each point: {', '.join(f'{q:.2f}' for q in quiet)}\n")  # fmt: skip
     print(table(results))
-    for name, result in results.items():
-        if "error" in result:
-            print(f"\n{NAMES[name]} did not run: {result['error']}")
-        elif result["labels"] != results["kubeloop"].get("labels", result["labels"]):
-            print(f"\n{NAMES[name]} predicted other labels than kubeloop: {result['labels']}")
+    for name, reason in errors.items():
+        print(f"\n{NAMES[name]} did not run: {reason}")
+    for name, answer in answers.items():
+        if answer != answers.get("kubeloop", answer):
+            print(f"\n{NAMES[name]} predicted other labels than kubeloop: {answer}")
     print("\n" + "\n".join(targets(results)))
 
 
