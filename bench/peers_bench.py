@@ -1,6 +1,6 @@
 """Our model server, the floor, MLServer and KServe side by side, in one run, on the same RandomForest.
 
-    .venv/bin/python bench/peers_bench.py [--seconds 20] [--rounds 1] [--quiet 0.5]
+    .venv/bin/python bench/peers_bench.py [--seconds 20] [--rounds 1] [--quiet 0.5] [--retries 2]
         [--peers mlserver,mlserver-inline,kserve] [--work DIR]
 
 Reuses bench/serving_bench.py: the trainer's model.onnx (RandomForest, 100 trees, depth 10, 20
@@ -14,8 +14,9 @@ the points are interleaved (each point runs every server in turn, the order rota
 point) so that a burst of load from other work on the machine falls on all of them, not on one.
 Before each point the script waits (up to --quiet-wait s) until the other processes use less than
 --quiet cores, and it reports what they used during every measurement: /proc/stat busy time minus
-the server's, wrk's and its own. Each measurement: a 3 s warm-up at the point, then --seconds.
-RSS: the peak of all of a server's processes, sampled every 0.5 s (MLServer forks a worker).
+the server's, wrk's and its own; a measurement they disturbed beyond --quiet is taken again (up to
+--retries times) and the least disturbed one kept. Each measurement: a 3 s warm-up at the point,
+then --seconds. RSS: the peak of all of a server's processes, sampled every 0.5 s (MLServer forks a worker).
 Every server gets the same bytes: V2 bodies with one FP32 tensor per column and
 `"parameters": {"content_type": "pd"}`, which the peers need to build a DataFrame.
 """
@@ -126,6 +127,18 @@ def start_all(names: list[str], starters: dict[str, Callable[[], Any]]) -> tuple
     return processes, errors
 
 
+def least_disturbed(
+    name: str, process: subprocess.Popen[bytes], point: tuple[str, int, int], args: Any
+) -> dict:
+    """A measurement during which other processes used more than --quiet cores is taken again (after
+    waiting for quiet), up to --retries times; the one they disturbed least is kept."""
+    attempts = [run_point(name, process, point, args)]
+    while args.quiet and attempts[-1]["others"] > args.quiet and len(attempts) <= args.retries:
+        wait_quiet(args.quiet, args.quiet_wait)
+        attempts.append(run_point(name, process, point, args))
+    return min(attempts, key=lambda a: a["others"]) | {"attempts": len(attempts)}
+
+
 def measure_all(processes: dict[str, subprocess.Popen[bytes]], args: Any) -> tuple[dict, dict, list]:
     """Every point on every server, `args.rounds` times; returns runs, errors and the quiet figures."""
     runs: dict[str, dict[str, list[dict]]] = {n: {p[0]: [] for p in sb.POINTS} for n in processes}
@@ -137,7 +150,7 @@ def measure_all(processes: dict[str, subprocess.Popen[bytes]], args: Any) -> tup
         order = [n for n in processes if n not in errors]
         for name in order[step % len(order) :] + order[: step % len(order)]:
             try:
-                runs[name][point[0]].append(run_point(name, processes[name], point, args))
+                runs[name][point[0]].append(least_disturbed(name, processes[name], point, args))
                 print(f"{name} {point[0]}: {runs[name][point[0]][-1]}", flush=True)
             except (RuntimeError, OSError, subprocess.CalledProcessError, KeyError) as error:
                 errors[name] = f"{type(error).__name__} at {point[0]}: {error}"
@@ -206,6 +219,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--quiet-wait", type=float, default=300, help="longest wait for --quiet, per point (s)"
+    )
+    parser.add_argument(
+        "--retries", type=int, default=2, help="repeats of a measurement disturbed beyond --quiet"
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/kubeloop-peers-bench"))
     args = parser.parse_args()
