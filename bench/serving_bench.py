@@ -42,6 +42,18 @@ POINTS = [
 ]
 
 
+def train_spec(work: Path) -> dict[str, Any]:
+    return {
+        "model": "bench",
+        "dataset": {"uri": f"file://{work}/data.csv", "format": "csv", "target": "label"},
+        "algorithm": {
+            "estimator": "RandomForestClassifier",
+            "params": {"n_estimators": 100, "max_depth": 10},
+        },
+        "split": {"testFraction": 0.2, "seed": 0},
+    }
+
+
 def train(work: Path) -> Path:
     """The trainer's model.onnx (and model.json) for the anchors' data set; reused when present."""
     output = work / "run"
@@ -53,18 +65,9 @@ def train(work: Path) -> Path:
     frame = pd.DataFrame(x.astype(np.float32), columns=FEATURES)
     frame["label"] = y
     frame.to_csv(work / "data.csv", index=False)
-    spec = {
-        "model": "bench",
-        "dataset": {"uri": f"file://{work}/data.csv", "format": "csv", "target": "label"},
-        "algorithm": {
-            "estimator": "RandomForestClassifier",
-            "params": {"n_estimators": 100, "max_depth": 10},
-        },
-        "split": {"testFraction": 0.2, "seed": 0},
-    }
     task = {
         "mode": "train",
-        "spec": spec,
+        "spec": train_spec(work),
         "output": f"file://{output}/",
         "trainingRun": "bench/rf",
         "trainingRunUid": "bench",
@@ -129,12 +132,18 @@ def start(kind: str, run: Path, work: Path, port: int) -> subprocess.Popen[bytes
     raise RuntimeError(f"{kind} did not start; see {work / f'{kind}.log'}")
 
 
-def wrk(port: int, rows: int, connections: int, seconds: int, work: Path) -> dict[str, float]:
-    script = work / f"post-{rows}.lua"
+def wrk(
+    port: int, rows: int, connections: int, seconds: int, work: Path, *, payload: str | None = None
+) -> dict[str, float]:
+    """One wrk run of `payload` (default: `body(rows)`) POSTed to the V2 infer path of model "bench"."""
+    payload = payload or body(rows)
+    script = work / f"post-{hashlib.sha256(payload.encode()).hexdigest()[:12]}.lua"
     lua = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-    script.write_text(f"{lua}wrk.body = [[{body(rows)}]]\n")
+    script.write_text(f"{lua}wrk.body = [[{payload}]]\n")
     url = f"http://127.0.0.1:{port}/v2/models/bench/infer"
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    # --timeout 10s: a slow peer's queue at 32 connections must count as latency, not socket errors
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s",
+               str(script), url]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"errors during the run:\n{out}")
