@@ -102,7 +102,7 @@ def status_text(mdep: Obj) -> str:
                   f"    stable     {_side(figures, 'stable')}",
                   f"    candidate  {_side(figures, 'candidate')}"]  # fmt: skip
     for condition in status.get("conditions") or []:
-        lines.append(f"  {condition['type']:<11}{condition['status']:<8}{condition.get('message', '')}")
+        lines.append(f"  {condition['type']:<12}{condition['status']:<7}{condition.get('message', '')}")
     history = status.get("history") or []
     if history:
         lines.append("  history")
