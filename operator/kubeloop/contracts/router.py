@@ -18,6 +18,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kubeloop.contracts.environment import validate_env
 from kubeloop.contracts.routing import ROUTER_PORT, RoutingTable
 
 LIVE_PATH = "/router/live"
@@ -99,14 +100,7 @@ class RouterSettings(BaseModel):
             raw["kube_api"] = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
         if "namespace" not in raw and (SERVICE_ACCOUNT_DIR / "namespace").is_file():
             raw["namespace"] = (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip()
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as error:
-            problems = [
-                f"{ENV.get(str(e['loc'][0]), str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}"
-                for e in error.errors()
-            ]
-            raise ValueError("bad router environment: " + "; ".join(problems)) from None
+        return validate_env(cls, raw, ENV, "router")
 
     def to_env(self) -> dict[str, str]:
         """The variables that reproduce these settings (what the operator puts in the pod template)."""

@@ -14,8 +14,9 @@ import socket
 from collections.abc import Mapping
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kubeloop.contracts.environment import validate_env
 from kubeloop.contracts.model import Wire
 
 DEFAULT_PORT = 8080
@@ -72,14 +73,7 @@ class ArtifactSettings(BaseModel):
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Self:
         """Read the settings; a bad or missing variable is reported by its variable name."""
         raw = {field: env[var] for field, var in ENV.items() if field in cls.model_fields and env.get(var)}
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as error:
-            problems = [
-                f"{ENV.get(str(e['loc'][0]), str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}"
-                for e in error.errors()
-            ]
-            raise ValueError("bad server environment: " + "; ".join(problems)) from None
+        return validate_env(cls, raw, ENV, "server")
 
     def to_env(self) -> dict[str, str]:
         """The variables that reproduce these settings (what the operator puts in the pod template)."""

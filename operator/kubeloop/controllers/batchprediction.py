@@ -5,17 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 from pydantic import BaseModel
 
-from kubeloop import API_GROUP, API_VERSION
 from kubeloop.api.v1alpha1 import BatchPredictionSpec
 from kubeloop.api.v1alpha1.registry import BATCH_PREDICTION
 from kubeloop.controllers.core import Progress, register_kind
 from kubeloop.kube.apply import apply
-from kubeloop.kube.client import api_client
 from kubeloop.kube.jobs import create_job, cron_job_annotation, labelled_jobs
+from kubeloop.kube.objects import get_custom
 from kubeloop.operator import metrics
 from kubeloop.operator.settings import current
 from kubeloop.planning import batchprediction as planner
@@ -31,29 +28,17 @@ Obj = dict[str, Any]
 FOLLOW_INTERVAL = 5.0  # seconds between checks of a BatchPrediction's runs
 
 
-def _get(plural: str, namespace: str, name: str) -> Obj | None:
-    try:
-        found = client.CustomObjectsApi(api_client()).get_namespaced_custom_object(
-            API_GROUP, API_VERSION, namespace, plural, name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return dict(found)
-
-
 def observe(bp: Obj, spec: BatchPredictionSpec) -> planner.BatchObserved:
     namespace, name = bp["metadata"]["namespace"], bp["metadata"]["name"]
     number, deployment_found = spec.version, True
     if spec.from_deployment:
-        deployment = _get("modeldeployments", namespace, spec.from_deployment)
+        deployment = get_custom(namespace, "modeldeployments", spec.from_deployment)
         deployment_found = deployment is not None
         stable = ((deployment or {}).get("status") or {}).get("stable") or {}
         number = stable.get("version")  # status only: the ModelDeployment's controller owns the rest
     version = None
     if number:
-        found = _get("modelversions", namespace, version_object_name(spec, int(number)))
+        found = get_custom(namespace, "modelversions", version_object_name(spec, int(number)))
         artifact = ((found or {}).get("spec") or {}).get("artifact") or {}
         phase = ((found or {}).get("status") or {}).get("phase")
         version = planner.VersionState(

@@ -13,9 +13,9 @@ from kubeloop import API_GROUP, API_VERSION
 from kubeloop.api.v1alpha1 import ModelMonitorSpec
 from kubeloop.api.v1alpha1.registry import MODEL_MONITOR
 from kubeloop.controllers.core import Progress, register_kind
-from kubeloop.kube import monitoring
 from kubeloop.kube.apply import apply
-from kubeloop.kube.jobs import create_job
+from kubeloop.kube.jobs import create_job, cron_job_annotation, jobs_after
+from kubeloop.kube.objects import create_custom, get_custom
 from kubeloop.operator import metrics
 from kubeloop.operator.settings import current
 from kubeloop.planning import modelmonitor
@@ -33,34 +33,33 @@ def observe(monitor: Obj, spec: ModelMonitorSpec) -> modelmonitor.MonitorObserve
     meta, status = monitor["metadata"], monitor.get("status") or {}
     namespace = meta["namespace"]
     found: dict[str, Any] = {}
-    mdep = monitoring.get_custom(namespace, "modeldeployments", spec.deployment)
+    mdep = get_custom(namespace, "modeldeployments", spec.deployment)
     if mdep is not None:
         found["deployment_found"] = True
         found["model"] = (mdep.get("spec") or {}).get("model")
         version = ((mdep.get("status") or {}).get("stable") or {}).get("version")
         found["stable_version"] = int(version) if version else None
         if version and found["model"]:
-            registered = monitoring.get_custom(namespace, "modelversions", f"{found['model']}-v{version}")
+            registered = get_custom(namespace, "modelversions", f"{found['model']}-v{version}")
             if registered is not None:
                 found["model_folder"] = registered["spec"]["artifact"]["uri"].rsplit("/", 1)[0] + "/"
-    found["cronjob_hash"] = monitoring.cronjob_annotation(
+    found["cronjob_hash"] = cron_job_annotation(
         namespace, children.cronjob_name(monitor), children.TEMPLATE_HASH_ANNOTATION
     )
     last = status.get("lastRun") or {}
     after = (_parse(last["created"]), str(last.get("job") or "")) if last.get("created") else None
     selector = f"{children.MONITOR_UID_LABEL}={meta['uid']}"
     found["runs"] = [
-        modelmonitor.RunObserved(created, state)
-        for created, state in monitoring.jobs_after(namespace, selector, after)
+        modelmonitor.RunObserved(created, state) for created, state in jobs_after(namespace, selector, after)
     ]
     retrain_name = ((status.get("lastRetrain") or {}).get("trainingRun") or {}).get("name")
     if retrain_name:
-        run = monitoring.get_custom(namespace, "trainingruns", retrain_name)
+        run = get_custom(namespace, "trainingruns", retrain_name)
         found["retrain_exists"] = run is not None
         found["retrain_phase"] = ((run or {}).get("status") or {}).get("phase")
     source = spec.retrain.training_run
     if spec.retrain.enabled and source is not None and source.name:
-        copied = monitoring.get_custom(namespace, "trainingruns", source.name)
+        copied = get_custom(namespace, "trainingruns", source.name)
         found["source_spec"] = copied.get("spec") if copied else None
     return modelmonitor.MonitorObserved(**found)
 
@@ -83,7 +82,7 @@ def progress(monitor: Obj, spec: BaseModel) -> Progress:
     for job in plan.create_jobs:
         create_job(job)
     if plan.retrain is not None:  # before the status write: a retried reconcile finds it made (409)
-        monitoring.create_custom("trainingruns", plan.retrain)
+        create_custom("trainingruns", plan.retrain)
     export_gauges(monitor, plan.status)
     return Progress(plan.status, plan.events)
 

@@ -17,7 +17,7 @@ from kubeloop.kube.registry import create_next_version, version_made_by
 from kubeloop.operator.metrics import TRAINING_FAILURES
 from kubeloop.operator.settings import current
 from kubeloop.planning import trainingrun
-from kubeloop.planning.conditions import set_condition
+from kubeloop.planning.conditions import put_condition
 from kubeloop.planning.trainingrun_children import (
     RUN_UID_LABEL,
     search_job_name,
@@ -53,15 +53,8 @@ def progress(run: Obj, spec: BaseModel) -> Progress:
             card = ModelCard.model_validate_json(Store(settings.store()).get_bytes(str(result.card)))
         except StoreUnavailable as error:  # reported, and the next tick tries again
             status = dict(plan.status)
-            status["conditions"] = set_condition(
-                status.get("conditions") or [],
-                "Succeeded",
-                None,
-                "StoreUnavailable",
-                str(error),
-                generation=run["metadata"].get("generation"),
-                now=now,
-            )
+            put_condition(status, "Succeeded", None, "StoreUnavailable", str(error),
+                          generation=run["metadata"].get("generation"), now=now)  # fmt: skip
             return Progress(status, plan.events)
         name = create_next_version(
             run["metadata"]["namespace"],

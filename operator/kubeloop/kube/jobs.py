@@ -42,9 +42,26 @@ def labelled_jobs(namespace: str, selector: str, skip_pods: Callable[[str], bool
                   ) -> list[JobState]:  # fmt: skip
     """Every Job matching the label selector, oldest first, with its pods' results (except for the
     Jobs `skip_pods` names: their results are already recorded)."""
-    jobs = client.BatchV1Api(api_client()).list_namespaced_job(namespace, label_selector=selector).items
-    jobs.sort(key=lambda job: (job.metadata.creation_timestamp, job.metadata.name))
+    jobs = _listed(namespace, selector)
     return [_state(namespace, job, with_pods=not skip_pods(job.metadata.name)) for job in jobs]
+
+
+def jobs_after(namespace: str, selector: str, after: tuple[datetime, str] | None
+               ) -> list[tuple[datetime, JobState]]:  # fmt: skip
+    """(creation time, state) of the Jobs matching the label selector created after `after` (time,
+    name), oldest first; only those are looked at in detail (their pods' termination messages)."""
+    newer = [job for job in _listed(namespace, selector) if after is None or _key(job) > after]
+    return [(job.metadata.creation_timestamp, _state(namespace, job)) for job in newer]
+
+
+def _key(job: Any) -> tuple[datetime, str]:
+    return job.metadata.creation_timestamp, job.metadata.name
+
+
+def _listed(namespace: str, selector: str) -> list[Any]:
+    """The Jobs matching the label selector, oldest first."""
+    jobs = client.BatchV1Api(api_client()).list_namespaced_job(namespace, label_selector=selector).items
+    return sorted(jobs, key=_key)
 
 
 def cron_job_annotation(namespace: str, name: str, key: str) -> str | None:

@@ -13,6 +13,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
+from kubeloop import API_GROUP, API_VERSION
 from kubeloop.contracts.routing import ROUTER_PORT, RouterStats, merge
 from kubeloop.kube.client import api_client
 from kubeloop.kube.events import post_event
@@ -101,7 +102,7 @@ def set_stage(version: Obj, stage: str, reason: str, by: str, deployment: str) -
     meta = version["metadata"]
     custom = client.CustomObjectsApi(api_client())
     for _ in range(STAGE_WRITE_TRIES):
-        current = custom.get_namespaced_custom_object("kubeloop.io", "v1alpha1", meta["namespace"], VERSIONS,
+        current = custom.get_namespaced_custom_object(API_GROUP, API_VERSION, meta["namespace"], VERSIONS,
                                                       meta["name"])  # fmt: skip
         status = dict(current.get("status") or {})
         event = enter_stage(status, stage, f"{reason} (deployment {deployment})", by, datetime.now(UTC))

@@ -25,7 +25,7 @@ from kubeloop.planning.batchprediction_children import (
     score_job,
 )
 from kubeloop.planning.batchprediction_runs import job_object, notification_status, run_status, summary_of
-from kubeloop.planning.conditions import set_condition
+from kubeloop.planning.conditions import put_condition
 from kubeloop.planning.core import Event, KindPolicy, Summary
 from kubeloop.planning.jobs import JobState
 from kubeloop.planning.workloads import WorkloadSettings
@@ -164,15 +164,7 @@ class _Step:
         return self.plan.status
 
     def condition(self, kind: str, value: bool | None, reason: str, message: str) -> None:
-        self.status["conditions"] = set_condition(
-            self.status.get("conditions") or [],
-            kind,
-            value,
-            reason,
-            message,
-            generation=self.generation,
-            now=self.now,
-        )
+        put_condition(self.status, kind, value, reason, message, generation=self.generation, now=self.now)
 
     def event(self, kind: str, reason: str, message: str) -> None:
         self.plan.events.append(Event(kind, reason, message[:1024]))

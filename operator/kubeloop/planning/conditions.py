@@ -38,6 +38,13 @@ def set_condition(
     return [c for c in conditions if c.get("type") != type_] + [updated]
 
 
+def put_condition(status: dict[str, Any], type_: str, value: bool | None, reason: str, message: str, *,
+                  generation: int | None, now: datetime) -> None:  # fmt: skip
+    """Set `type_` in `status["conditions"]` (see set_condition)."""
+    status["conditions"] = set_condition(status.get("conditions") or [], type_, value, reason, message,
+                                         generation=generation, now=now)  # fmt: skip
+
+
 def remove_condition(conditions: list[Condition], type_: str) -> list[Condition]:
     return [c for c in conditions if c.get("type") != type_]
 

@@ -16,7 +16,7 @@ from kubeloop.api.v1alpha1 import ModelDeploymentSpec
 from kubeloop.api.v1alpha1.modeldeployment import RolloutOutcome, TrackPolicy
 from kubeloop.contracts.routing import Backend, RouterStats, RoutingMode, RoutingTable
 from kubeloop.planning import rollout
-from kubeloop.planning.conditions import set_condition
+from kubeloop.planning.conditions import put_condition
 from kubeloop.planning.core import Event, KindPolicy, Summary
 from kubeloop.planning.modeldeployment_children import (
     ServedVersion,
@@ -170,8 +170,7 @@ def _conditions(step: rollout.Step, observed: Observed, why: str) -> None:
     status, generation, now = step.status, step.generation, step.now
 
     def put(kind: str, value: bool, reason: str, message: str) -> None:
-        status["conditions"] = set_condition(status.get("conditions") or [], kind, value, reason, message,
-                                             generation=generation, now=now)  # fmt: skip
+        put_condition(status, kind, value, reason, message, generation=generation, now=now)
 
     stable = status.get("stable") or {}
     ready, routers = int(stable.get("ready") or 0), observed.router_ready

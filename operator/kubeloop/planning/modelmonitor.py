@@ -19,7 +19,7 @@ from kubeloop.api.v1alpha1.common import format_duration, parse_duration
 from kubeloop.api.v1alpha1.modelmonitor import RUN_NOW_ANNOTATION
 from kubeloop.contracts.monitoring import MonitorSummary
 from kubeloop.planning import modelmonitor_children as children
-from kubeloop.planning.conditions import find, set_condition, timestamp
+from kubeloop.planning.conditions import find, put_condition, timestamp
 from kubeloop.planning.core import Event, KindPolicy, Summary
 from kubeloop.planning.jobs import JobState
 from kubeloop.planning.workloads import WorkloadSettings
@@ -89,15 +89,7 @@ class _Step:
         return self.plan.status
 
     def condition(self, kind: str, value: bool | None, reason: str, message: str) -> None:
-        self.status["conditions"] = set_condition(
-            self.status.get("conditions") or [],
-            kind,
-            value,
-            reason,
-            message,
-            generation=self.generation,
-            now=self.now,
-        )
+        put_condition(self.status, kind, value, reason, message, generation=self.generation, now=self.now)
 
     def event(self, kind: str, reason: str, message: str) -> None:
         self.plan.events.append(Event(kind, reason, message))

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from kubeloop.api.v1alpha1 import ModelVersionSpec
 from kubeloop.contracts.results import ValidationResult
 from kubeloop.contracts.tasks import EXIT_PERMANENT
-from kubeloop.planning.conditions import set_condition, timestamp
+from kubeloop.planning.conditions import put_condition, timestamp
 from kubeloop.planning.core import Event, KindPolicy, Summary
 from kubeloop.planning.jobs import JobState, last_result
 from kubeloop.planning.workloads import WorkloadSettings, container, labels_for, owned, pod_spec, store_env
@@ -120,15 +120,7 @@ def plan_version(
     status, generation = plan.status, version["metadata"].get("generation")
 
     def validated(value: bool | None, reason: str, message: str) -> None:
-        status["conditions"] = set_condition(
-            status.get("conditions") or [],
-            "Validated",
-            value,
-            reason,
-            message,
-            generation=generation,
-            now=now,
-        )
+        put_condition(status, "Validated", value, reason, message, generation=generation, now=now)
 
     if spec.primary_metric is not None and spec.primary_metric.value in spec.metrics:
         status["score"] = spec.metrics[spec.primary_metric.value]

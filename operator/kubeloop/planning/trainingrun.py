@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from kubeloop.api.v1alpha1 import TrainingRunSpec
 from kubeloop.contracts.results import TrainingResult, TrialResult
-from kubeloop.planning.conditions import set_condition, timestamp
+from kubeloop.planning.conditions import put_condition, timestamp
 from kubeloop.planning.core import Event, KindPolicy, Summary
 from kubeloop.planning.jobs import JobState, last_result
 from kubeloop.planning.trainingrun_children import (
@@ -100,9 +100,7 @@ class _Run:
         return self.plan.status
 
     def condition(self, kind: str, value: bool | None, reason: str, message: str) -> None:
-        conditions = self.status.get("conditions") or []
-        self.status["conditions"] = set_condition(conditions, kind, value, reason, message,
-                                                  generation=self.generation, now=self.now)  # fmt: skip
+        put_condition(self.status, kind, value, reason, message, generation=self.generation, now=self.now)
 
     def phase(self, phase: str, message: str = "") -> None:
         if self.status.get("phase") != phase:
