@@ -31,8 +31,8 @@ testbin: $(STAMP)
 	PYTHON=$(abspath $(BIN))/python bash tests/infra/testbin.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

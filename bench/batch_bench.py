@@ -66,7 +66,8 @@ def train(work: Path, name: str) -> Path:
     if (output / "model.json").exists():
         return output
     make_rows(50_000, 0).to_csv(work / "train.csv", index=False)
-    spec = {"model": "bench", "dataset": {"uri": f"file://{work}/train.csv", "format": "csv", "target": "label"},
+    spec = {"model": "bench",
+            "dataset": {"uri": f"file://{work}/train.csv", "format": "csv", "target": "label"},
             "algorithm": ALGORITHMS[name], "split": {"testFraction": 0.2, "seed": 0}}  # fmt: skip
     task = {"mode": "train", "spec": spec, "output": f"file://{output}/", "trainingRun": "bench/b",
             "trainingRunUid": "bench"}  # fmt: skip
@@ -106,8 +107,8 @@ def upload_input(minio: MinioServer, frame: pd.DataFrame, files: int, file_forma
     return f"s3://{minio.bucket}/input/{file_format}/"
 
 
-def end_to_end(minio: MinioServer, work: Path, model: ModelRef, source: str, file_format: str, threads: int,
-               run: str) -> tuple[float, ShardResult]:  # fmt: skip
+def end_to_end(minio: MinioServer, work: Path, model: ModelRef, source: str, file_format: str, *,
+               threads: int, run: str) -> tuple[float, ShardResult]:  # fmt: skip
     task = BatchTask(batch_prediction="bench/b", model=model, input=InputRef(uri=source, format=file_format),
                      output=OutputRef(uri=f"s3://{minio.bucket}/output/", format=file_format), shards=1,
                      chunk_rows=CHUNK, max_reject_fraction=0.0)  # fmt: skip
@@ -168,7 +169,7 @@ def main() -> None:
                 e2e, ort_seconds, stages = [], [], []
                 for round_ in range(options.rounds):
                     seconds, result = end_to_end(
-                        minio, work, model, source, fmt, options.threads, f"{name}-{fmt}-{round_}"
+                        minio, work, model, source, fmt, threads=options.threads, run=f"{name}-{fmt}-{round_}"
                     )
                     assert result.rows_out == options.rows, result
                     e2e.append(seconds)
@@ -180,14 +181,16 @@ def main() -> None:
                 e2e_rate = options.rows / statistics.median(e2e)
                 floor_rate = options.rows / statistics.median(ort_seconds)
                 timing = {k: round(statistics.median(s[k] for s in stages), 2) for k in stages[0]}
-                rows.append({"model": name, "format": fmt, "e2e": statistics.median(e2e), "e2e_rate": e2e_rate,
-                             "floor": statistics.median(ort_seconds), "floor_rate": floor_rate,
-                             "ratio": e2e_rate / floor_rate, "stages": timing})  # fmt: skip
+                rows.append({"model": name, "format": fmt, "e2e": statistics.median(e2e),
+                             "e2e_rate": e2e_rate, "floor": statistics.median(ort_seconds),
+                             "floor_rate": floor_rate, "ratio": e2e_rate / floor_rate,
+                             "stages": timing})  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
     finally:
         minio.stop()
-    print(f"\n{options.rows:,} rows x {len(FEATURES)} float features, {options.files} files, chunks of {CHUNK:,}, "
-          f"{options.threads} onnxruntime thread(s), median of {options.rounds}\n")  # fmt: skip
+    print(f"\n{options.rows:,} rows x {len(FEATURES)} float features, {options.files} files, "
+          f"chunks of {CHUNK:,}, {options.threads} onnxruntime thread(s), "
+          f"median of {options.rounds}\n")  # fmt: skip
     print("| model | in/out format | end to end (MinIO -> MinIO) | onnxruntime in-process | ratio | "
           "shard stages: read / validation / score / write (s) |")  # fmt: skip
     print("|---|---|---|---|---|---|")
@@ -195,7 +198,8 @@ def main() -> None:
         stages = row["stages"]
         print(f"| {row['model']} | {row['format']} | {row['e2e']:.2f} s = {row['e2e_rate']:,.0f} rows/s | "
               f"{row['floor']:.2f} s = {row['floor_rate']:,.0f} rows/s | **{row['ratio']:.2f}x** | "
-              f"{stages['read']} / {stages['validation']} / {stages['score']} / {stages['write']} |")  # fmt: skip
+              f"{stages['read']} / {stages['validation']} / {stages['score']} / "
+              f"{stages['write']} |")  # fmt: skip
 
 
 if __name__ == "__main__":

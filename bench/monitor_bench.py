@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -92,7 +93,8 @@ def kubeloop_worker(rows: int, features: int) -> dict[str, Any]:
     ref, cur, shifted = frames(rows, features)
     started = time.perf_counter()
     profiles: dict[str, FeatureProfile] = {
-        name: numeric_profile(ref[name].to_numpy(), 7) if ref[name].dtype.kind == "f" else categorical_profile(ref[name])
+        name: numeric_profile(ref[name].to_numpy(), 7) if ref[name].dtype.kind == "f"
+        else categorical_profile(ref[name])
         for name in ref.columns
     }  # fmt: skip
     profile_seconds = time.perf_counter() - started
@@ -111,14 +113,15 @@ def kubeloop_worker(rows: int, features: int) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     now = pd.Timestamp.now(tz="UTC").to_pydatetime()
     report = MonitorReport(namespace="bench", monitor="bench", deployment="bench", model="bench", version=1,
-                           time=now, window_start=now, window_end=now, phase="Drifting", reason="DriftDetected",
-                           message="bench", samples=rows, requests=rows // 100, files=rows // CHUNK, min_samples=1,
-                           rule=rule, features=drifts)  # fmt: skip
+                           time=now, window_start=now, window_end=now, phase="Drifting",
+                           reason="DriftDetected", message="bench", samples=rows, requests=rows // 100,
+                           files=rows // CHUNK, min_samples=1, rule=rule, features=drifts)  # fmt: skip
     html_started = time.perf_counter()
     page = html.render(report)
     html_seconds = time.perf_counter() - html_started
     return {
-        "engine": "kubeloop", "seconds": seconds, "profile_seconds": profile_seconds, "html_seconds": html_seconds,
+        "engine": "kubeloop", "seconds": seconds, "profile_seconds": profile_seconds,
+        "html_seconds": html_seconds,
         "html_kb": len(page) / 1024, "peak_mb": rss_mb("VmHWM") - before, "rss_mb": rss_mb("VmHWM"),
         "drifted": sorted(d.name for d in drifts if d.drifted), "shifted": shifted,
     }  # fmt: skip
@@ -160,10 +163,26 @@ def write_logs(folder: Path, cur: pd.DataFrame, at: Any, per_record: int = 50, p
         lines = []
         for first in range(start, min(start + per_file, len(cur)), per_record):
             part = cur.iloc[first : first + per_record]
-            inputs = {c: [None if isinstance(v, float) and v != v else v for v in part[c].tolist()] for c in cur}
-            lines.append(json.dumps({"requestId": f"r{first}", "time": stamp, "model": "bench", "version": 1,
-                                     "pod": "bench-0", "protocol": "v1", "latencyMs": 1.0, "rows": len(part),
-                                     "inputs": inputs, "outputs": {"label": labels[first : first + len(part)].tolist()}}))
+            inputs = {
+                c: [None if isinstance(v, float) and math.isnan(v) else v for v in part[c].tolist()]
+                for c in cur
+            }
+            lines.append(
+                json.dumps(
+                    {
+                        "requestId": f"r{first}",
+                        "time": stamp,
+                        "model": "bench",
+                        "version": 1,
+                        "pod": "bench-0",
+                        "protocol": "v1",
+                        "latencyMs": 1.0,
+                        "rows": len(part),
+                        "inputs": inputs,
+                        "outputs": {"label": labels[first : first + len(part)].tolist()},
+                    }
+                )
+            )
         (hour / f"bench-0-1-{number:06d}.jsonl.gz").write_bytes(gzip.compress("\n".join(lines).encode(), 5))
 
 
@@ -186,16 +205,21 @@ def workload(rows: int, features: int) -> dict[str, Any]:
     model.mkdir()
     numeric = {c: ref[c].dtype.kind == "f" for c in ref.columns}
     profile = Profile(task="classification", rows=rows, prediction_rows=rows,
-                      prediction=categorical_profile(pd.Series(np.where(np.arange(rows) % 3 == 0, "yes", "no"))),
-                      features={c: numeric_profile(ref[c].to_numpy(), 7) if numeric[c] else categorical_profile(ref[c])
+                      prediction=categorical_profile(
+                          pd.Series(np.where(np.arange(rows) % 3 == 0, "yes", "no"))),
+                      features={c: numeric_profile(ref[c].to_numpy(), 7) if numeric[c]
+                                else categorical_profile(ref[c])
                                 for c in ref.columns})  # fmt: skip
     (model / "profile.json").write_text(profile.model_dump_json(by_alias=True))
     signature = Signature(task="classification", classes=["no", "yes"],
-                          inputs=[InputColumn(name=c, type="float" if numeric[c] else "string", categorical=not numeric[c])
+                          inputs=[InputColumn(name=c, type="float" if numeric[c] else "string",
+                                              categorical=not numeric[c])
                                   for c in ref.columns])  # fmt: skip
     card = ModelCard(model="bench", estimator="none", signature=signature, metrics={}, params={},
-                     golden=Golden(inputs={}), lineage=Lineage(training_run="bench/bench", training_run_uid="u",
-                     code_version="bench", dataset=DatasetRef(uri="file:///x", sha256="0" * 64, rows=rows, columns=features)))  # fmt: skip
+                     golden=Golden(inputs={}),
+                     lineage=Lineage(training_run="bench/bench", training_run_uid="u", code_version="bench",
+                                     dataset=DatasetRef(uri="file:///x", sha256="0" * 64, rows=rows,
+                                                        columns=features)))  # fmt: skip
     (model / "model.json").write_text(card.model_dump_json(by_alias=True))
     now = pd.Timestamp.now(tz="UTC").to_pydatetime()
     write_logs(root / "logs" / "bench" / "bench" / "v1", cur, now)
@@ -207,7 +231,8 @@ def workload(rows: int, features: int) -> dict[str, Any]:
     # Started by a small launcher: Linux carries a process's RSS high-water mark across fork + exec,
     # so a child of this (large) process would report this process's memory as its own.
     launcher = ("import json, os, subprocess, sys, time; t = time.perf_counter(); "
-                "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL); _, s, u = os.wait4(p.pid, 0); "
+                "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL); "
+                "_, s, u = os.wait4(p.pid, 0); "
                 "print(json.dumps([s, u.ru_maxrss, time.perf_counter() - t]))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", launcher, sys.executable, "-m", "kubeloop.monitor"], env=env,
                           capture_output=True, text=True, check=True)  # fmt: skip
@@ -221,7 +246,8 @@ def workload(rows: int, features: int) -> dict[str, Any]:
 
 
 def run_worker(python: str, engine: str, rows: int, features: int) -> dict[str, Any]:
-    done = subprocess.run([python, __file__, "--worker", engine, "--rows", str(rows), "--features", str(features)],
+    done = subprocess.run([python, __file__, "--worker", engine, "--rows", str(rows),
+                           "--features", str(features)],
                           capture_output=True, text=True, check=False, timeout=3600)  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"{engine} worker failed:\n{done.stderr[-3000:]}")
@@ -233,12 +259,16 @@ def median(results: list[dict[str, Any]], key: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--evidently", default="", help="python of a virtualenv with evidently installed")
-    parser.add_argument("--workload", action="store_true", help="also time python -m kubeloop.monitor on logs")
+    parser.add_argument(
+        "--workload", action="store_true", help="also time python -m kubeloop.monitor on logs"
+    )
     parser.add_argument("--worker", choices=["kubeloop", "evidently"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -256,7 +286,8 @@ def main() -> None:
     print("|---|---|" + ("---|" if theirs else ""))
     rows = [("drift statistics, every feature (wall, s)", "seconds", "{:.3f}"),
             ("peak RSS of the computation (MB)", "peak_mb", "{:.0f}"),
-            ("process RSS at its peak during the run, data and imports included (MB)", "rss_mb", "{:.0f}"), ("HTML report (wall, s)", "html_seconds", "{:.3f}")]  # fmt: skip
+            ("process RSS at its peak during the run, data and imports included (MB)", "rss_mb", "{:.0f}"),
+            ("HTML report (wall, s)", "html_seconds", "{:.3f}")]  # fmt: skip
     for title, key, form in rows:
         line = f"| {title} | {form.format(median(ours, key))} |"
         if theirs:
@@ -272,9 +303,12 @@ def main() -> None:
     print(f"shifted on purpose: {ours[0]['shifted']}")
     if args.workload:
         runs = [workload(args.rows, args.features) for _ in range(args.repeat)]
-        print(f"\n`python -m kubeloop.monitor` over {runs[0]['samples']:,} logged rows ({runs[0]['logs_mb']:.1f} MB "
-              f"of gzip JSON lines, file://): {median(runs, 'seconds'):.2f} s wall, "
-              f"peak RSS {median(runs, 'peak_mb'):.0f} MB, phase {runs[0]['phase']}")
+        print(
+            f"\n`python -m kubeloop.monitor` over {runs[0]['samples']:,} logged rows "
+            f"({runs[0]['logs_mb']:.1f} MB of gzip JSON lines, file://): "
+            f"{median(runs, 'seconds'):.2f} s wall, "
+            f"peak RSS {median(runs, 'peak_mb'):.0f} MB, phase {runs[0]['phase']}"
+        )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,13 @@ order that alternates per round:
 Router CPU per request is the router process's user + system time over the run (/proc/<pid>/stat)
 divided by the requests wrk completed.
 
+Two layouts. `--layout shared` (the default): every process on both cores, as the OS schedules
+them. `--layout pinned`, the nearest this 2-core machine gets to a cluster, where the router and
+the candidate do not run on the stable server's CPUs: wrk and the stable server on CPU 0, the router
+on CPU 1, and every candidate on CPU 1 under SCHED_IDLE, so that it gets only the CPU time the
+router leaves (a candidate with CPUs of its own would take none from the router either). The
+direct set-up then has CPU 1 idle; the router's work, and the copies', are on CPU 1.
+
 The router runs in standalone mode (KUBELOOP_ROUTING_FILE); switching the table rewrites the file,
 which the router re-reads. Everything shares the machine's two cores. Prints a Markdown table of
 medians over the rounds.
@@ -99,6 +106,14 @@ def start_router(work: Path, file: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"the router did not start; see {work / 'router.log'}")
 
 
+def pin(pid: int, cpu: int, *, idle: bool = False) -> None:
+    """Every thread of `pid` onto `cpu` (threads started later inherit it), optionally SCHED_IDLE."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {cpu})
+        if idle:
+            os.sched_setscheduler(int(task.name), os.SCHED_IDLE, os.sched_param(0))
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(30)
@@ -176,7 +191,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/kubeloop-bench"))
+    parser.add_argument("--layout", choices=("shared", "pinned"), default="shared")
     args = parser.parse_args()
+    pinned = args.layout == "pinned"
+    if pinned:  # wrk and the stable server inherit CPU 0 from here
+        os.sched_setaffinity(0, {0})
     args.work.mkdir(parents=True, exist_ok=True)
     run = train(args.work)
     file = args.work / "routing.json"
@@ -193,6 +212,10 @@ def main() -> None:
         [PYTHON, str(Path(__file__).with_name("fixed_answer.py")), str(FIXED_PORT)], start_new_session=True
     )
     router = start_router(args.work, file)
+    if pinned:
+        pin(router.pid, 1)
+        for process in (candidate, niced, fixed):
+            pin(process.pid, 1, idle=True)
     try:
         rounds = []
         for index in range(args.rounds):
@@ -209,6 +232,7 @@ def main() -> None:
         for process in (router, fixed, niced, candidate, stable):
             stop(process)
     print(table(rounds))
+    print(f"Layout: {args.layout}")
     print(f"Load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
 
 

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import requests
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubeloop.planning.modelmonitor_children import run_now_job_name
 from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.serving import deployment, import_version, url, wait_status
 from tests.cluster.training import (
@@ -151,8 +153,11 @@ def retrain_spec(world: World, **limits: Any) -> dict[str, Any]:
 
 
 def run_now(world: World, name: str, token: str, *, timeout: float = 180) -> dict[str, Any]:
-    """Ask for a run through the annotation and wait until the operator has read its result."""
-    before = (world.monitor(name).get("status") or {}).get("lastRun") or {}
+    """Ask for a run through the annotation and wait until the operator has read its result.
+
+    Runs are read in creation order, and a scheduled run created after this one may be read in the
+    same reconcile, so the status is the one that has read past the run-now Job (lastRun at or
+    after it), not necessarily one whose lastRun is that Job."""
     client.CustomObjectsApi(world.cluster.api).patch_namespaced_custom_object(
         GROUP,
         VERSION,
@@ -161,19 +166,27 @@ def run_now(world: World, name: str, token: str, *, timeout: float = 180) -> dic
         name,
         {"metadata": {"annotations": {"kubeloop.io/run-now": token}}},
     )
+    job_name = run_now_job_name(world.monitor(name), token)
+    jobs = client.BatchV1Api(world.cluster.api)
+    job = wait_until_found(lambda: jobs.read_namespaced_job(job_name, world.namespace), timeout=60)
+    run_key = (job.metadata.creation_timestamp, job_name)
     seen: dict[str, Any] = {}
 
     def read() -> bool:
         seen.clear()
         seen.update(world.monitor(name).get("status") or {})
         last = seen.get("lastRun") or {}
-        return bool(last.get("job")) and last.get("job") != before.get("job") and "-now-" in last["job"]
+        return bool(last.get("job")) and (parse_time(last["created"]), last["job"]) >= run_key
 
     try:
         wait_until(read, timeout=timeout, what=f"the run {token} of {name}", interval=1)
     except TimeoutError as error:
         raise AssertionError(f"{error}; last status: {seen}") from None
     return dict(seen)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +12,7 @@ from kubeloop.api.v1alpha1 import ModelDeploymentSpec
 from kubeloop.api.v1alpha1.registry import MODEL_DEPLOYMENT
 from kubeloop.controllers.core import Progress, register_kind
 from kubeloop.kube import serving
-from kubeloop.kube.apply import apply
+from kubeloop.kube.apply import RecentApplies, apply
 from kubeloop.operator.metrics import rollout_observed
 from kubeloop.operator.settings import current
 from kubeloop.planning import modeldeployment, rollout
@@ -23,7 +21,7 @@ from kubeloop.store.layout import CARD_FILE
 
 Obj = dict[str, Any]
 REAPPLY_SECONDS = 60.0  # unchanged children are re-applied this often (repairs hand edits and deletions)
-_applied: dict[tuple[str, str, str], tuple[str, float]] = {}
+_applied = RecentApplies(REAPPLY_SECONDS)
 
 
 def view(version: Obj) -> modeldeployment.VersionView:
@@ -53,12 +51,9 @@ def observe(mdep: Obj, found: list[Obj]) -> modeldeployment.Observed:
 def apply_changed(owner_uid: str, child: Obj) -> None:
     """Server-side apply, skipped for a child applied unchanged within the last minute."""
     key = (owner_uid, child["kind"], child["metadata"]["name"])
-    digest = hashlib.sha256(json.dumps(child, sort_keys=True).encode()).hexdigest()
-    last = _applied.get(key)
-    if last is not None and last[0] == digest and time.monotonic() - last[1] < REAPPLY_SECONDS:
-        return
-    apply(child)
-    _applied[key] = (digest, time.monotonic())
+    if _applied.due(key, child, time.monotonic()):
+        apply(child)
+        _applied.applied(key, child, time.monotonic())
 
 
 def progress(mdep: Obj, spec: BaseModel) -> Progress:

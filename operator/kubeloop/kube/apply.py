@@ -6,6 +6,7 @@ operator killed between two writes applies the same object again instead of crea
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -15,7 +16,7 @@ from kubeloop.kube import FIELD_MANAGER
 from kubeloop.kube.client import api_client
 from kubeloop.planning.workloads import owned, owner_reference
 
-__all__ = ["apply", "owned", "owner_reference"]
+__all__ = ["RecentApplies", "apply", "owned", "owner_reference"]
 
 Obj = dict[str, Any]
 
@@ -62,3 +63,29 @@ def apply(obj: Obj) -> Obj:
     if response.status >= 400:
         raise client.ApiException(http_resp=response)
     return dict(json.loads(response.data or b"{}"))
+
+
+class RecentApplies:
+    """Which children were applied lately and with what content, so an unchanged one is not applied
+    again within `period` seconds (after it, it is: that repairs hand edits and deletions)."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self._seen: dict[tuple[str, ...], tuple[str, float]] = {}
+
+    @staticmethod
+    def digest(obj: Obj) -> str:
+        return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+    def due(self, key: tuple[str, ...], obj: Obj, now: float) -> bool:
+        last = self._seen.get(key)
+        return last is None or last[0] != self.digest(obj) or now - last[1] >= self.period
+
+    def applied(self, key: tuple[str, ...], obj: Obj, now: float) -> None:
+        # Entries past the period skip nothing: forgetting them keeps deleted owners' children out.
+        for stale in [k for k, (_, at) in self._seen.items() if now - at >= self.period]:
+            del self._seen[stale]
+        self._seen[key] = (self.digest(obj), now)
+
+    def __len__(self) -> int:
+        return len(self._seen)

@@ -40,6 +40,7 @@ class Runtime:
         self.root = s.resolved_store_root()
         self.executor = ThreadPoolExecutor(s.inference_threads, thread_name_prefix="onnxruntime")
         self.inline_ms = s.inline_budget_ms
+        self.scoring = 0  # inference requests in progress (this one included), for runs_inline
         self.requests_log: RecordWriter | None = None
         self.review_log: RecordWriter | None = None
         self.feedback = FeedbackSink(

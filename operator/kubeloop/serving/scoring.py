@@ -64,6 +64,20 @@ async def score(
     header_id: str | None,
 ) -> Answer:
     started = time.perf_counter()
+    runtime.scoring += 1
+    try:
+        return await _score(runtime, read, route, header_id, started)
+    finally:
+        runtime.scoring -= 1
+
+
+async def _score(
+    runtime: Runtime,
+    read: Callable[[], Awaitable[bytes]],
+    route: tuple[str, str | None, str],
+    header_id: str | None,
+    started: float,
+) -> Answer:
     name, version, protocol = route
     endpoint = f"{protocol}-infer"
     request_id = header_id if header_id and len(header_id) <= MAX_REQUEST_ID else None
@@ -122,10 +136,16 @@ def _answer(
     return Answer(200, content, request_id)
 
 
+def runs_inline(estimate_ms: float, budget_ms: float, scoring: int) -> bool:
+    """Whether a run stays on the event loop: when it is cheap (a thread hop costs more than it
+    does), or when no other request is being scored (nobody waits for the loop, so the hop would
+    add only its wake-ups). Else a thread, where onnxruntime releases the GIL and the loop keeps
+    decoding the other requests."""
+    return estimate_ms <= budget_ms or scoring <= 1
+
+
 async def _predict(runtime: Runtime, model: OnnxModel, batch: Batch) -> Prediction:
-    # Cheap runs stay on the event loop (a thread hop costs more than they do); costly ones go to
-    # threads, where onnxruntime releases the GIL and the loop keeps decoding other requests.
-    if model.estimate_ms(batch.rows) <= runtime.inline_ms:
+    if runs_inline(model.estimate_ms(batch.rows), runtime.inline_ms, runtime.scoring):
         return model.run(batch.feeds)
     return await asyncio.get_running_loop().run_in_executor(runtime.executor, model.run, batch.feeds)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,20 @@ def test_single_rows_match_the_batch(churn: Server, classifier: TrainedModel) ->
         response = churn.infer(v2_body(churn, [row]))
         assert response.status_code == 200, response.text
         assert close(v2_output(response, "probabilities"), expected, golden.tolerance)
+
+
+def test_concurrent_requests_scored_on_inference_threads_answer_the_golden_outputs(
+    launcher: Launcher, classifier: TrainedModel, minio: MinioServer
+) -> None:
+    # No inline budget: every run that overlaps another request goes to an inference thread.
+    server = launcher.start(classifier, minio, KUBELOOP_INLINE_BUDGET_MS="0")
+    golden = classifier.card.golden
+    body = v2_body(server, classifier.golden_rows)
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: server.infer(body), range(64)))
+    assert [r.status_code for r in responses] == [200] * 64, responses[0].text
+    assert all(v2_output(r, "label") == golden.labels for r in responses)
+    assert server.metric("kubeloop_server_rows_total") == 64 * len(golden.labels)
 
 
 def test_request_ids_come_from_the_client_when_given(churn: Server, classifier: TrainedModel) -> None:
