@@ -40,7 +40,8 @@ class Runtime:
         self.root = s.resolved_store_root()
         self.executor = ThreadPoolExecutor(s.inference_threads, thread_name_prefix="onnxruntime")
         self.inline_ms = s.inline_budget_ms
-        self.scoring = 0  # inference requests in progress (this one included), for runs_inline
+        # Open client connections, for runs_inline; the server sets it (unknown: assume several).
+        self.connections: Callable[[], int] = lambda: 2
         self.requests_log: RecordWriter | None = None
         self.review_log: RecordWriter | None = None
         self.feedback = FeedbackSink(

@@ -64,20 +64,6 @@ async def score(
     header_id: str | None,
 ) -> Answer:
     started = time.perf_counter()
-    runtime.scoring += 1
-    try:
-        return await _score(runtime, read, route, header_id, started)
-    finally:
-        runtime.scoring -= 1
-
-
-async def _score(
-    runtime: Runtime,
-    read: Callable[[], Awaitable[bytes]],
-    route: tuple[str, str | None, str],
-    header_id: str | None,
-    started: float,
-) -> Answer:
     name, version, protocol = route
     endpoint = f"{protocol}-infer"
     request_id = header_id if header_id and len(header_id) <= MAX_REQUEST_ID else None
@@ -136,16 +122,17 @@ def _answer(
     return Answer(200, content, request_id)
 
 
-def runs_inline(estimate_ms: float, budget_ms: float, scoring: int) -> bool:
+def runs_inline(estimate_ms: float, budget_ms: float, connections: int) -> bool:
     """Whether a run stays on the event loop: when it is cheap (a thread hop costs more than it
-    does), or when no other request is being scored (nobody waits for the loop, so the hop would
-    add only its wake-ups). Else a thread, where onnxruntime releases the GIL and the loop keeps
-    decoding the other requests."""
-    return estimate_ms <= budget_ms or scoring <= 1
+    does), or when one client connection is open (nobody else can be waiting for the loop, so the
+    hop would add only its wake-ups). Else a thread, where onnxruntime releases the GIL and the loop
+    keeps reading and decoding the other connections' requests. Requests in progress are no
+    measure of that: a run on the loop keeps the others unread, so they would always look alone."""
+    return estimate_ms <= budget_ms or connections <= 1
 
 
 async def _predict(runtime: Runtime, model: OnnxModel, batch: Batch) -> Prediction:
-    if runs_inline(model.estimate_ms(batch.rows), runtime.inline_ms, runtime.scoring):
+    if runs_inline(model.estimate_ms(batch.rows), runtime.inline_ms, runtime.connections()):
         return model.run(batch.feeds)
     return await asyncio.get_running_loop().run_in_executor(runtime.executor, model.run, batch.feeds)
 

@@ -28,6 +28,7 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, runtime: Runtime, delay: float) -> None:
         super().__init__(config)
         self.runtime, self.delay = runtime, delay
+        runtime.connections = lambda: len(self.server_state.connections)
         self._draining = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
