@@ -25,9 +25,13 @@ on CPU 1, and every candidate on CPU 1 under SCHED_IDLE, so that it gets only th
 router leaves (a candidate with CPUs of its own would take none from the router either). The
 direct set-up then has CPU 1 idle; the router's work, and the copies', are on CPU 1.
 
+`--no-idle` holds /dev/cpu_dma_latency at 0 for the run (root only), so idle CPUs poll instead of
+halting. On this KVM guest a halted vCPU takes tens of microseconds to wake, and a proxy that
+waits on one (the router on its own CPU) pays that on each hop; the option shows the router's own
+cost apart from the virtual machine's.
+
 The router runs in standalone mode (KUBELOOP_ROUTING_FILE); switching the table rewrites the file,
-which the router re-reads. Everything shares the machine's two cores. Prints a Markdown table of
-medians over the rounds.
+which the router re-reads. Prints a Markdown table of medians over the rounds.
 """
 
 from __future__ import annotations
@@ -192,7 +196,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/kubeloop-bench"))
     parser.add_argument("--layout", choices=("shared", "pinned"), default="shared")
+    parser.add_argument("--no-idle", action="store_true", help="hold /dev/cpu_dma_latency at 0")
     args = parser.parse_args()
+    if args.no_idle:  # held while this descriptor stays open, i.e. for the whole run
+        latency = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+        os.write(latency, (0).to_bytes(4, sys.byteorder))
     pinned = args.layout == "pinned"
     if pinned:  # wrk and the stable server inherit CPU 0 from here
         os.sched_setaffinity(0, {0})
@@ -232,7 +240,7 @@ def main() -> None:
         for process in (router, fixed, niced, candidate, stable):
             stop(process)
     print(table(rounds))
-    print(f"Layout: {args.layout}")
+    print(f"Layout: {args.layout}{', idle CPUs polling (cpu_dma_latency 0)' if args.no_idle else ''}")
     print(f"Load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
 
 
