@@ -25,8 +25,7 @@ from kubeloop.planning.batchprediction_children import (
     score_job,
 )
 from kubeloop.planning.batchprediction_runs import job_object, notification_status, run_status, summary_of
-from kubeloop.planning.conditions import put_condition
-from kubeloop.planning.core import Event, KindPolicy, Summary
+from kubeloop.planning.core import Event, KindPolicy, Step, Summary
 from kubeloop.planning.jobs import JobState
 from kubeloop.planning.workloads import WorkloadSettings
 
@@ -143,8 +142,10 @@ TERMINAL_RUN = ("Succeeded", "Failed")
 TERMINAL_NOTIFICATION = ("Sent", "Failed", "Skipped")
 
 
-class _Step:
+class _Step(Step):
     """One reconcile of one BatchPrediction: reads `observed`, fills `plan`."""
+
+    plan: BatchPlan
 
     def __init__(
         self,
@@ -154,20 +155,9 @@ class _Step:
         settings: WorkloadSettings,
         now: datetime,
     ) -> None:
-        self.bp, self.spec, self.observed, self.settings, self.now = bp, spec, observed, settings, now
         self.before: Obj = dict(bp.get("status") or {})
-        self.plan = BatchPlan(dict(self.before))
-        self.generation = bp["metadata"].get("generation")
-
-    @property
-    def status(self) -> Obj:
-        return self.plan.status
-
-    def condition(self, kind: str, value: bool | None, reason: str, message: str) -> None:
-        put_condition(self.status, kind, value, reason, message, generation=self.generation, now=self.now)
-
-    def event(self, kind: str, reason: str, message: str) -> None:
-        self.plan.events.append(Event(kind, reason, message[:1024]))
+        super().__init__(bp, BatchPlan(dict(self.before)), now)
+        self.bp, self.spec, self.observed, self.settings = bp, spec, observed, settings
 
 
 def plan_batch(

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from kubeloop.planning.conditions import find, remove_condition, set_condition
+from kubeloop.planning.conditions import find, put_condition, remove_condition, set_condition
 
 INVALID_SPEC = "InvalidSpec"
 Status = dict[str, Any]
@@ -117,3 +117,29 @@ def _transition_events(before: Status, after: Status, summary_condition: str) ->
         summary = find(after["conditions"], summary_condition) or {}
         events.append(Event("Normal", after["phase"], summary.get("message") or f"phase {after['phase']}"))
     return events
+
+
+class KindPlan(Protocol):
+    """What a kind's plan holds for every kind: the status being written and the Events to post."""
+
+    status: Status
+    events: list[Event]
+
+
+class Step:
+    """One reconcile of one resource by its kind's planner: its generation, the clock, and the
+    status and Events it writes into the plan."""
+
+    def __init__(self, resource: dict[str, Any], plan: KindPlan, now: datetime) -> None:
+        self.plan, self.now = plan, now
+        self.generation = resource["metadata"].get("generation")
+
+    @property
+    def status(self) -> Status:
+        return self.plan.status
+
+    def condition(self, kind: str, value: bool | None, reason: str, message: str) -> None:
+        put_condition(self.status, kind, value, reason, message, generation=self.generation, now=self.now)
+
+    def event(self, kind: str, reason: str, message: str) -> None:
+        self.plan.events.append(Event(kind, reason, message[:1024]))  # what an Event can carry

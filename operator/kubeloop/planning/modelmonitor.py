@@ -19,8 +19,8 @@ from kubeloop.api.v1alpha1.common import format_duration, parse_duration
 from kubeloop.api.v1alpha1.modelmonitor import RUN_NOW_ANNOTATION
 from kubeloop.contracts.monitoring import MonitorSummary
 from kubeloop.planning import modelmonitor_children as children
-from kubeloop.planning.conditions import find, put_condition, timestamp
-from kubeloop.planning.core import Event, KindPolicy, Summary
+from kubeloop.planning.conditions import find, timestamp
+from kubeloop.planning.core import Event, KindPolicy, Step, Summary
 from kubeloop.planning.jobs import JobState
 from kubeloop.planning.workloads import WorkloadSettings
 
@@ -75,24 +75,15 @@ class MonitorPlan:
     retrain: Obj | None = None  # a TrainingRun to create
 
 
-class _Step:
+class _Step(Step):
+    plan: MonitorPlan
+
     def __init__(
         self, monitor: Obj, spec: ModelMonitorSpec, observed: MonitorObserved, now: datetime
     ) -> None:
-        self.monitor, self.spec, self.observed, self.now = monitor, spec, observed, now
-        self.plan = MonitorPlan(dict(monitor.get("status") or {}))
-        self.generation = monitor["metadata"].get("generation")
+        super().__init__(monitor, MonitorPlan(dict(monitor.get("status") or {})), now)
+        self.monitor, self.spec, self.observed = monitor, spec, observed
         self.retrain_running = observed.retrain_exists and observed.retrain_phase not in TERMINAL_RUN_PHASES
-
-    @property
-    def status(self) -> Obj:
-        return self.plan.status
-
-    def condition(self, kind: str, value: bool | None, reason: str, message: str) -> None:
-        put_condition(self.status, kind, value, reason, message, generation=self.generation, now=self.now)
-
-    def event(self, kind: str, reason: str, message: str) -> None:
-        self.plan.events.append(Event(kind, reason, message))
 
 
 def plan_monitor(

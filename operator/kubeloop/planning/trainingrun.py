@@ -14,8 +14,8 @@ from pydantic import BaseModel, ValidationError
 
 from kubeloop.api.v1alpha1 import TrainingRunSpec
 from kubeloop.contracts.results import TrainingResult, TrialResult
-from kubeloop.planning.conditions import put_condition, timestamp
-from kubeloop.planning.core import Event, KindPolicy, Summary
+from kubeloop.planning.conditions import timestamp
+from kubeloop.planning.core import Event, KindPolicy, Step, Summary
 from kubeloop.planning.jobs import JobState, last_result
 from kubeloop.planning.trainingrun_children import (
     remaining_deadline,
@@ -85,22 +85,15 @@ def best_trial(trials: list[TrialResult]) -> TrialResult | None:
     return max(scored, key=lambda t: (sign * float(t.score or 0), -t.index))
 
 
-class _Run:
+class _Run(Step):
     """One reconcile of one run: reads `observed`, fills `plan`."""
+
+    plan: TrainingPlan
 
     def __init__(self, run: Obj, spec: TrainingRunSpec, observed: TrainingObserved,
                  settings: WorkloadSettings, now: datetime) -> None:  # fmt: skip
-        self.run, self.spec, self.observed, self.settings, self.now = run, spec, observed, settings, now
-        status = dict(run.get("status") or {})
-        self.plan = TrainingPlan(status)
-        self.generation = run["metadata"].get("generation")
-
-    @property
-    def status(self) -> Obj:
-        return self.plan.status
-
-    def condition(self, kind: str, value: bool | None, reason: str, message: str) -> None:
-        put_condition(self.status, kind, value, reason, message, generation=self.generation, now=self.now)
+        super().__init__(run, TrainingPlan(dict(run.get("status") or {})), now)
+        self.run, self.spec, self.observed, self.settings = run, spec, observed, settings
 
     def phase(self, phase: str, message: str = "") -> None:
         if self.status.get("phase") != phase:
