@@ -51,9 +51,10 @@ def observe(mdep: Obj, found: list[Obj]) -> modeldeployment.Observed:
 def apply_changed(owner_uid: str, child: Obj) -> None:
     """Server-side apply, skipped for a child applied unchanged within the last minute."""
     key = (owner_uid, child["kind"], child["metadata"]["name"])
-    if _applied.due(key, child, time.monotonic()):
+    digest = RecentApplies.digest(child)
+    if _applied.due(key, digest, time.monotonic()):
         apply(child)
-        _applied.applied(key, child, time.monotonic())
+        _applied.applied(key, digest, time.monotonic())
 
 
 def progress(mdep: Obj, spec: BaseModel) -> Progress:

@@ -77,15 +77,15 @@ class RecentApplies:
     def digest(obj: Obj) -> str:
         return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
-    def due(self, key: tuple[str, ...], obj: Obj, now: float) -> bool:
+    def due(self, key: tuple[str, ...], digest: str, now: float) -> bool:
         last = self._seen.get(key)
-        return last is None or last[0] != self.digest(obj) or now - last[1] >= self.period
+        return last is None or last[0] != digest or now - last[1] >= self.period
 
-    def applied(self, key: tuple[str, ...], obj: Obj, now: float) -> None:
+    def applied(self, key: tuple[str, ...], digest: str, now: float) -> None:
         # Entries past the period skip nothing: forgetting them keeps deleted owners' children out.
         for stale in [k for k, (_, at) in self._seen.items() if now - at >= self.period]:
             del self._seen[stale]
-        self._seen[key] = (self.digest(obj), now)
+        self._seen[key] = (digest, now)
 
     def __len__(self) -> int:
         return len(self._seen)

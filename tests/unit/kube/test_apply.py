@@ -8,8 +8,11 @@ from kubeloop.kube.apply import RecentApplies
 PERIOD = 60.0
 
 
-def service(port: int) -> dict[str, object]:
-    return {"kind": "Service", "metadata": {"name": "churn"}, "spec": {"ports": [{"port": port}]}}
+def service(port: int) -> str:
+    """The digest of a Service exposing `port`."""
+    return RecentApplies.digest(
+        {"kind": "Service", "metadata": {"name": "churn"}, "spec": {"ports": [{"port": port}]}}
+    )
 
 
 def test_an_unchanged_child_is_skipped_within_the_period_and_applied_again_after_it() -> None:
