@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 help:
 	@echo "make demo      bring up the local stack and show it (see README)"
 	@echo "make test      install, build/reuse test binaries, lint, type-check, run every test tier"
-	@echo "make dev-up    control plane + MinIO + local node in the background (.dev/env to use it)"
+	@echo "make dev-up    control plane + MinIO + a real node (kubelet, containerd) in the background (.dev/env to use it)"
 	@echo "make dev-down  stop exactly what dev-up started"
 	@echo "make chart-lint  helm lint the chart with every ci/ values file; check manifests/ is up to date"
 	@echo "make manifests regenerate the chart's CRD templates and manifests/ from crds/ and the chart"
@@ -25,9 +25,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# etcd, kube-apiserver, kube-controller-manager, kubectl, MinIO and helm, cached by version
-# outside the repo (~/.cache/kubeloop-testbin); built from the Go module proxy and PyPI.
+# The node's Debian packages (containerd, runc, CNI plugins, iptables, buildah...) when missing; then
+# etcd, the Kubernetes control plane and node binaries, kubectl, CoreDNS, pause, MinIO and helm,
+# cached by version outside the repo (~/.cache/kubeloop-testbin), built from the Go module proxy and PyPI.
 testbin: $(STAMP)
+	bash tests/infra/node/packages.sh
 	PYTHON=$(abspath $(BIN))/python bash tests/infra/testbin.sh
 
 lint: $(STAMP)

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.infra.fixtures import LOG_SOURCES, cluster, log_report, minio, namespace, stack
+from tests.infra.fixtures import LOG_SOURCES, cluster, log_report, minio, namespace, network, stack
 
-__all__ = ["cluster", "minio", "namespace", "stack"]
+__all__ = ["cluster", "minio", "namespace", "network", "stack"]
 
 
 @pytest.hookimpl(hookwrapper=True)

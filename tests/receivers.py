@@ -1,5 +1,5 @@
-"""Real receivers for notifications: an HTTP webhook endpoint and an SMTP server (aiosmtpd), both on
-127.0.0.1. Component tests reach them directly; pods reach them through the local node's relay."""
+"""Real receivers for notifications: an HTTP webhook endpoint and an SMTP server (aiosmtpd), on 127.0.0.1
+for component tests, or on the stack's bridge address (`stack.network.host_ip`), where pods reach them."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ class Hook:
 class WebhookReceiver:
     """Records every POST; answers with the next status of `statuses` (then 200), or `fixed` for a path."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
         self.received: list[Hook] = []
         self.statuses: list[int] = []
         self.fixed: dict[str, int] = {}  # path -> status it always answers
@@ -59,12 +60,12 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, name="webhook", daemon=True).start()
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def hooks(self, path: str | None = None) -> list[Hook]:
         with self.lock:
@@ -101,9 +102,10 @@ class _Inbox:
 
 
 class SmtpServer:
-    """aiosmtpd on 127.0.0.1 requiring AUTH (over plain SMTP: there is no TLS in the tests)."""
+    """aiosmtpd on `host` requiring AUTH (over plain SMTP: there is no TLS in the tests)."""
 
-    def __init__(self, username: str, password: str, port: int = 0) -> None:
+    def __init__(self, username: str, password: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
         self.inbox = _Inbox()
         self.username, self.password = username, password
 
@@ -112,8 +114,8 @@ class SmtpServer:
                 username, password)  # fmt: skip
             return AuthResult(success=good, handled=False, auth_data=data if good else None)
 
-        port = port or free_port()  # aiosmtpd connects to its own port once started: it must be known
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=port, authenticator=authenticate,
+        port = port or free_port(host)  # aiosmtpd connects to its own port once started: it must be known
+        self.controller = Controller(self.inbox, hostname=host, port=port, authenticator=authenticate,
                                      auth_required=True, auth_require_tls=False)  # fmt: skip
         self.controller.start()
         self.port = self.controller.port

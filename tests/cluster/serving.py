@@ -71,7 +71,7 @@ def addresses(cluster: Cluster, namespace: str, service: str) -> list[str]:
 
 
 def url(cluster: Cluster, namespace: str, service: str, port: int = 8080) -> str:
-    """A ready pod of `service`, straight by pod IP (the local node has no ClusterIP routing)."""
+    """A ready pod of `service`, by pod IP: the host reaches the pod range, not Service addresses."""
     found: list[str] = []
     wait_until(lambda: bool(found.extend(addresses(cluster, namespace, service)) or found), timeout=120,
                what=f"a ready endpoint of {service}")  # fmt: skip

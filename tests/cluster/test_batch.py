@@ -1,5 +1,5 @@
-"""Batch scoring for real: BatchPrediction -> Indexed Jobs (or a CronJob) on the local node -> parts and
-manifests in MinIO -> a webhook endpoint and an SMTP server started here, reached through the node's relay.
+"""Batch scoring for real: BatchPrediction -> Indexed Jobs (or a CronJob) on the real node -> parts and
+manifests in MinIO -> a webhook endpoint and an SMTP server started here, which pods reach on the stack's bridge address.
 
 The model is trained by the project's trainer in this process's session and imported as ModelVersion
 churn-v1, which the operator validates like any other version before a run may use it.
@@ -53,14 +53,14 @@ def model(minio: MinioServer, tmp_path_factory: pytest.TempPathFactory) -> Train
 
 @pytest.fixture(scope="module")
 def webhook(stack: Stack) -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver(stack.receiver_ports[0])
+    receiver = WebhookReceiver(stack.host_ip)
     yield receiver
     receiver.stop()
 
 
 @pytest.fixture(scope="module")
 def smtp(stack: Stack) -> Iterator[SmtpServer]:
-    server = SmtpServer(USER, PASSWORD, stack.receiver_ports[1])
+    server = SmtpServer(USER, PASSWORD, stack.host_ip)
     yield server
     server.stop()
 
@@ -86,7 +86,7 @@ def ns(crds: Cluster, minio: MinioServer, env: Env, namespace: str) -> str:
     the model imported as churn-v1 and validated by the operator."""
     prepare_namespace(crds, minio, namespace)
     core = client.CoreV1Api(crds.api)
-    relay = {"host": "127.0.0.1", "port": str(env.smtp.port), "username": USER, "password": PASSWORD,
+    relay = {"host": env.smtp.host, "port": str(env.smtp.port), "username": USER, "password": PASSWORD,
              "security": "none"}  # fmt: skip
     core.create_namespaced_secret(namespace, {"metadata": {"name": "smtp-relay"}, "stringData": relay})
     hook = {"url": env.webhook.url(f"/hooks/{namespace}")}

@@ -3,7 +3,7 @@
 - Every documented option renders objects the API server admits (server-side dry run) into a
   namespace that enforces PodSecurity `restricted`; every pod template is admitted as a Pod.
 - A real `helm install` of the chart, CRDs included, in cluster-wide mode and in namespaced mode:
-  the operator pod becomes Ready on the local node, reconciles with the settings the chart gave it,
+  the operator pod becomes Ready on the real node, reconciles with the settings the chart gave it,
   and holds exactly the chart's RBAC (`kubectl auth can-i --as=<its ServiceAccount>`).
 - `helm uninstall` stops it (waited for: other modules assume a single operator) and keeps the CRDs.
 
@@ -28,13 +28,14 @@ from kubernetes import client
 
 from tests.cluster.test_operator import EXAMPLES, GROUP, KINDS, VERSION
 from tests.infra.fixtures import Cluster
-from tests.infra.localnode import NODE_NAME
 from tests.infra.minio_server import MinioServer
+from tests.infra.node.node import node_name
 from tests.infra.processes import wait_until
 from tests.unit.packaging.chart import CHART, CI_VALUES, CLUSTER_RULES, NAMESPACED_RULES, Obj
 
 pytestmark = pytest.mark.cluster
-# Workload images the local node does not map: Job pods wait (ImageNotMapped) instead of training.
+# Workload images that exist nowhere: nothing can be pulled here, so Job pods wait (ErrImagePull)
+# instead of training.
 QUIET_IMAGES = ("images.trainer.repository=unmapped/trainer", "images.server.repository=unmapped/server")
 PSA_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
 # prometheus-operator's CRDs are not installed here: the unit tests check those two kinds.
@@ -292,7 +293,7 @@ class TestClusterWide:
         assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition",
                          "Deployment", "Service", "ServiceAccount"]  # fmt: skip
         pod = cluster_wide.operator_pod()
-        assert ready(pod) and pod.spec.node_name == NODE_NAME
+        assert ready(pod) and pod.spec.node_name == node_name(0)
         assert pod.spec.service_account_name == "kubeloop-chart-operator"
         assert pod.spec.containers[0].image == "kubeloop/operator:0.1.0"
         core = client.CoreV1Api(cluster_wide.cluster.api)
@@ -301,6 +302,21 @@ class TestClusterWide:
         for crd in (o for o in cluster_wide.objects if o["kind"] == "CustomResourceDefinition"):
             served = kubectl(cluster_wide.cluster, "get", "crd", crd["metadata"]["name"], "-o=json").stdout
             assert json.loads(served)["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+    def test_the_operator_runs_as_65532_on_a_read_only_root(self, cluster_wide: Release) -> None:
+        """Inside the operator's container, as its image and the chart run it (kubectl exec through the
+        kubelet): its uid and gid, no passwd entry for them, and a root filesystem it cannot write."""
+        pod = cluster_wide.operator_pod().metadata.name
+        script = (
+            "import os, pwd, json\n"
+            "try:\n    open('/x', 'w'); write = 'written'\nexcept OSError as e:\n    write = e.strerror\n"
+            "try:\n    pwd.getpwuid(os.getuid()); name = 'found'\nexcept KeyError:\n    name = 'none'\n"
+            "print(json.dumps({'uid': os.getuid(), 'gid': os.getgid(), 'passwd': name, 'write': write}))"
+        )
+        shown = kubectl(cluster_wide.cluster, "exec", f"--namespace={cluster_wide.namespace}", pod, "--",
+                        "python", "-c", script).stdout  # fmt: skip
+        expected = {"uid": 65532, "gid": 65532, "passwd": "none", "write": "Read-only file system"}
+        assert json.loads(shown) == expected
 
     def test_metrics_service_reaches_the_operator(self, cluster_wide: Release) -> None:
         discovery = client.DiscoveryV1Api(cluster_wide.cluster.api)

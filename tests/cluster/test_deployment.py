@@ -1,4 +1,4 @@
-"""Serving for real: ModelDeployment -> model servers and a router on the local node -> rollouts
+"""Serving for real: ModelDeployment -> model servers and a router on the real node -> rollouts
 decided by the routers' live comparison of old and new, with the registry stages kept in step.
 
 The tests share one namespace and run in file order, as one deployment's life: v1 serves; a bad

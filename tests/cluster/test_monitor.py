@@ -1,4 +1,4 @@
-"""Monitoring for real: ModelDeployments serve on the local node and their model servers write request
+"""Monitoring for real: ModelDeployments serve on the real node and their model servers write request
 logs and feedback to MinIO; ModelMonitors run the monitor image as CronJob (and run-now) Jobs; the
 operator turns each run into status, Events and gauges, and retrains within its limits.
 

@@ -24,7 +24,8 @@ KINDS = {"TrainingRun": "trainingruns", "ModelVersion": "modelversions",
 FIRST_PHASE = {"TrainingRun": "Searching", "ModelVersion": "Validating",
                "ModelDeployment": "Progressing", "ModelMonitor": "InsufficientData",
                "BatchPrediction": "Pending"}  # fmt: skip
-# Workload images the local node does not run: Job pods wait (ImageNotMapped) and statuses settle.
+# Workload images that exist nowhere: nothing can be pulled here, so Job pods wait (ErrImagePull) and
+# statuses settle.
 QUIET_WORKLOADS = {
     "KUBELOOP_TRAINER_IMAGE": "unmapped/trainer:test",
     "KUBELOOP_SERVER_IMAGE": "unmapped/server:test",

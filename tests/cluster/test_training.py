@@ -1,4 +1,4 @@
-"""Training for real: TrainingRun -> Jobs on the local node -> artifacts in MinIO -> a validated version."""
+"""Training for real: TrainingRun -> Jobs on the real node -> artifacts in MinIO -> a validated version."""
 
 from __future__ import annotations
 
@@ -105,6 +105,22 @@ def test_invalid_data_fails_with_the_violations_in_status(crds: Cluster, minio: 
         return job.status.failed == 1 and any(c.type == "Failed" for c in job.status.conditions or [])
 
     wait_until(job_failed_once, timeout=60, what="the train Job to be failed after one pod")
+
+
+def test_a_trainer_over_its_memory_limit_fails_the_run_as_oom_killed(
+    crds: Cluster, minio: MinioServer, ns: str
+) -> None:
+    """The kubelet kills the trainer at its cgroup's limit; the run says so, with the pod and the limit."""
+    uri, _ = upload_churn(minio, ns)
+    run = training_run("churn-oom", uri, search=False)
+    run["spec"]["resources"] = {"requests": {"memory": "48Mi"}, "limits": {"memory": "48Mi"}}
+    create(crds, ns, run)
+    done = wait_phase(crds, ns, "TrainingRun", "churn-oom", {"Succeeded", "Failed"}, timeout=300)
+    assert done["status"]["phase"] == "Failed"
+    succeeded = condition(done, "Succeeded")
+    assert succeeded["reason"] == "OOMKilled", succeeded
+    assert "(memory limit 48Mi)" in succeeded["message"]
+    assert versions(crds, ns) == []
 
 
 def test_two_runs_finishing_together_get_consecutive_versions(

@@ -37,7 +37,7 @@ class Outcome:
 
 
 def router_url(loop: Loop) -> str:
-    """A ready router pod (the local node has no ClusterIP routing; a cluster would use the Service)."""
+    """A ready router pod, by pod IP: the host reaches the pod range, not Service addresses (only pods do)."""
     discovery = client.DiscoveryV1Api(loop.api)
     for _ in range(60):
         slices = discovery.list_namespaced_endpoint_slice(

@@ -1,5 +1,5 @@
 """The whole loop, end to end, exactly as `make demo` runs it: the operator installed by the chart
-as a pod, every workload a pod on the local node, traffic and feedback over HTTP through the router.
+as a pod, every workload a pod on the real node, traffic and feedback over HTTP through the router.
 """
 
 from __future__ import annotations

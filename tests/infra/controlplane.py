@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from kubernetes import client, config
 
-from tests.infra.pki import Pki, create_pki
+from tests.infra.pki import Pki, create_pki, issue
 from tests.infra.processes import ManagedProcess, free_port, http_ok, tail, wait_until
 from tests.infra.testbin import Binaries, binaries
 
@@ -37,6 +38,10 @@ CONTROLLERS = (
     "pod-garbage-collector-controller",
     "disruption-controller",
     "resourcequota-controller",
+    "daemonset-controller",
+    "statefulset-controller",
+    # Taints a node that stops heartbeating and evicts its pods, as on a real cluster.
+    "node-lifecycle-controller",
 )
 SERVICE_CIDR = "10.0.0.0/24"
 
@@ -48,8 +53,12 @@ def scratch_dir(prefix: str) -> Path:
 
 @dataclass
 class ControlPlane:
-    """Start with `ControlPlane().start()`; `kubeconfig` is then an admin kubeconfig."""
+    """Start with `ControlPlane(host_ip=...).start()`; `kubeconfig` is then an admin kubeconfig.
 
+    The API server binds `host_ip`, an address on the stack's own bridge, so that the host and the
+    pods (through the `kubernetes` Service) reach it at the same place."""
+
+    host_ip: str
     root: Path = field(default_factory=lambda: scratch_dir("kubeloop-cp-"))
     bins: Binaries = field(default_factory=binaries)
     keep_root: bool = False
@@ -59,7 +68,7 @@ class ControlPlane:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.host_ip}:{self.api_port}"
 
     @property
     def kubeconfig(self) -> Path:
@@ -70,13 +79,14 @@ class ControlPlane:
         return self.root / "logs"
 
     def start(self) -> ControlPlane:
-        self.bins.require("etcd", "kube_apiserver", "kube_controller_manager", "kubectl")
+        self.bins.require("etcd", "kube_apiserver", "kube_controller_manager", "kube_scheduler", "kubectl")
         try:
-            self.pki = create_pki(self.root / "pki")
+            self.pki = create_pki(self.root / "pki", f"IP:{self.host_ip}")
             etcd_url = self._start_etcd()
             self._start_apiserver(etcd_url)
-            self._write_kubeconfig()
+            write_kubeconfig(self.kubeconfig, self.server, self.pki.ca_cert, token=self.pki.admin_token)
             self._start_controller_manager()
+            self._start_scheduler()
         except BaseException:
             self.stop()
             raise
@@ -89,11 +99,17 @@ class ControlPlane:
         if not self.keep_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def api_client(self) -> client.ApiClient:
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def kubectl_argv(self) -> list[str]:
+        return [str(self.bins.kubectl), f"--kubeconfig={self.kubeconfig}"]
+
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """The kubectl built with the server, on this control plane's admin kubeconfig."""
-        argv = [str(self.bins.kubectl), f"--kubeconfig={self.kubeconfig}", *args]
+        argv = [*self.kubectl_argv(), *args]
         return subprocess.run(argv, capture_output=True, text=True, check=check, input=input, timeout=180)
 
     def log_tails(self, lines: int = 30) -> dict[str, str]:
@@ -127,15 +143,15 @@ class ControlPlane:
 
     def _start_apiserver(self, etcd_url: str) -> None:
         assert self.pki is not None
-        self.api_port = free_port()
+        self.api_port = free_port(self.host_ip)
         pki = self.pki
         apiserver = self._spawn(
             "kube-apiserver",
             [
                 str(self.bins.kube_apiserver),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.host_ip}",
+                f"--advertise-address={self.host_ip}",
                 f"--secure-port={self.api_port}",
                 f"--tls-cert-file={pki.server_cert}",
                 f"--tls-private-key-file={pki.server_key}",
@@ -145,13 +161,17 @@ class ControlPlane:
                 f"--service-account-key-file={pki.sa_pub}",
                 f"--service-account-signing-key-file={pki.sa_key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=RBAC",
+                # Kubelets may touch only their own Node and the pods bound to it.
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
                 "--allow-privileged=true",
                 "--profiling=false",
-                # The `kubernetes` Service cannot list a loopback endpoint; pods use KUBERNETES_SERVICE_HOST.
-                "--endpoint-reconciler-type=none",
-                # Reach the node agent (kubectl logs) at its InternalIP, never through a DNS lookup.
+                # Reach kubelets (exec, logs, port-forward) at their InternalIP, never through a DNS
+                # lookup, with a client certificate, and check theirs against the stack's CA.
                 "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={pki.kubelet_client_cert}",
+                f"--kubelet-client-key={pki.kubelet_client_key}",
+                f"--kubelet-certificate-authority={pki.ca_cert}",
                 f"--cert-dir={self.root / 'apiserver-certs'}",
             ],
         )
@@ -184,6 +204,25 @@ class ControlPlane:
             self._default_service_account_exists, 60, "kube-controller-manager (default ServiceAccount)"
         )
 
+    def _start_scheduler(self) -> None:
+        assert self.pki is not None
+        certificate, key = issue(self.pki.ca_cert.parent, "scheduler", "/CN=system:kube-scheduler")
+        kubeconfig = self.root / "scheduler.kubeconfig"
+        write_kubeconfig(kubeconfig, self.server, self.pki.ca_cert, certificate=certificate, key=key)
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(self.bins.kube_scheduler),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+            ],
+        )
+
     def _default_service_account_exists(self) -> bool:
         assert self.pki is not None
         for process in self.processes:
@@ -192,24 +231,31 @@ class ControlPlane:
         url = f"{self.server}/api/v1/namespaces/default/serviceaccounts/default"
         return http_ok(url, None, context, self.pki.admin_token)
 
-    def _write_kubeconfig(self) -> None:
-        assert self.pki is not None
-        kubeconfig = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "kubeloop",
-                    "cluster": {"server": self.server, "certificate-authority": str(self.pki.ca_cert)},
-                }
-            ],
-            "users": [{"name": "kubeloop-admin", "user": {"token": self.pki.admin_token}}],
-            "contexts": [
-                {
-                    "name": "kubeloop",
-                    "context": {"cluster": "kubeloop", "user": "kubeloop-admin", "namespace": "default"},
-                }
-            ],
-            "current-context": "kubeloop",
-        }
-        self.kubeconfig.write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
+
+def write_kubeconfig(
+    path: Path,
+    server: str,
+    ca: Path,
+    *,
+    token: str | None = None,
+    certificate: Path | None = None,
+    key: Path | None = None,
+) -> Path:
+    """A kubeconfig for one user: a bearer token, or a client certificate and key."""
+    user = {"token": token} if token else {"client-certificate": str(certificate), "client-key": str(key)}
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kubeloop", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": "kubeloop-user", "user": user}],
+        "contexts": [
+            {
+                "name": "kubeloop",
+                "context": {"cluster": "kubeloop", "user": "kubeloop-user", "namespace": "default"},
+            }
+        ],
+        "current-context": "kubeloop",
+    }
+    path.write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
+    path.chmod(0o600)
+    return path

@@ -1,4 +1,4 @@
-"""Session fixtures: the real control plane, MinIO and the local node, started once per run."""
+"""Session fixtures: the stack's network, MinIO, the real control plane and node, started once per run."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from kubernetes import client, config
 
 from tests.infra.controlplane import ControlPlane
 from tests.infra.minio_server import MinioServer
+from tests.infra.node import claims
+from tests.infra.node.network import StackNetwork
 from tests.infra.processes import tail, wait_until
 from tests.infra.stack import Stack
 
@@ -37,9 +39,18 @@ class Cluster:
 
 
 @pytest.fixture(scope="session")
-def minio() -> Iterator[MinioServer]:
+def network() -> Iterator[StackNetwork]:
+    """The stack's own bridge: host services bind its address, where the host and pods reach them."""
+    created = StackNetwork().create()
+    yield created
+    created.destroy()
+    claims.release(created.index)
+
+
+@pytest.fixture(scope="session")
+def minio(network: StackNetwork) -> Iterator[MinioServer]:
     """A real MinIO server, once per test session (component tests need nothing more)."""
-    server = MinioServer().start()
+    server = MinioServer(host=network.host_ip).start()
     assert server.process is not None
     LOG_SOURCES["minio"] = server.process.log
     yield server
@@ -47,9 +58,9 @@ def minio() -> Iterator[MinioServer]:
 
 
 @pytest.fixture(scope="session")
-def stack(minio: MinioServer) -> Iterator[Stack]:
-    """The control plane and the local node (with the session's MinIO), once per test session."""
-    running = Stack(minio=minio).start()
+def stack(network: StackNetwork, minio: MinioServer) -> Iterator[Stack]:
+    """The control plane and the real node (with the session's network and MinIO), once per session."""
+    running = Stack(network=network, minio=minio).start()
     for process in running.processes:
         LOG_SOURCES[process.name] = process.log
     yield running

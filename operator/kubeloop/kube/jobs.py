@@ -11,7 +11,7 @@ from kubernetes.client.rest import ApiException
 
 from kubeloop.kube.client import api_client
 from kubeloop.planning.conditions import timestamp
-from kubeloop.planning.jobs import JobState, parse_message
+from kubeloop.planning.jobs import OOM_KILLED, JobState, parse_message
 
 # Waiting reasons that are just a pod starting, not a problem worth showing.
 STARTING = {"ContainerCreating", "PodInitializing"}
@@ -83,13 +83,16 @@ def _state(namespace: str, job: Any, with_pods: bool = True) -> JobState:
     selector = f"batch.kubernetes.io/job-name={name}"
     pods = core.list_namespaced_pod(namespace, label_selector=selector).items if with_pods else []
     pods.sort(key=lambda pod: pod.metadata.creation_timestamp)
-    results, waiting = [], []
+    results, waiting, oom_killed = [], [], []
     for pod in pods:
         for status in pod.status.container_statuses or []:
             ended = status.state.terminated
             parsed = parse_message(ended.message) if ended else None
             if parsed is not None:
                 results.append(parsed)
+            killed = _oom_killed(pod, status)
+            if killed:
+                oom_killed.append(killed)
             stuck = status.state.waiting
             if stuck and stuck.reason not in STARTING:
                 waiting.append(f"pod {pod.metadata.name}: {stuck.reason}: {stuck.message or ''}".rstrip(": "))
@@ -102,6 +105,7 @@ def _state(namespace: str, job: Any, with_pods: bool = True) -> JobState:
         message=failed.message if failed else "",
         results=results,
         waiting=waiting,
+        oom_killed=oom_killed,
         uid=job.metadata.uid or "",
         labels=dict(job.metadata.labels or {}),
         created=_time(job.metadata.creation_timestamp),
@@ -110,6 +114,16 @@ def _state(namespace: str, job: Any, with_pods: bool = True) -> JobState:
         active=job.status.active or 0,
         failed_indexes=job.status.failed_indexes or "",
     )
+
+
+def _oom_killed(pod: Any, status: Any) -> str:
+    """The line "pod P: container C (memory limit L)" when the container last ended out of memory."""
+    ended = status.state.terminated or (status.last_state.terminated if status.last_state else None)
+    if ended is None or ended.reason != OOM_KILLED:
+        return ""
+    spec = next((c for c in pod.spec.containers if c.name == status.name), None)
+    limit = ((spec.resources.limits or {}).get("memory") if spec and spec.resources else None) or "none"
+    return f"pod {pod.metadata.name}: container {status.name} (memory limit {limit})"
 
 
 def _time(moment: datetime | None) -> str | None:

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import kopf
+from kopf._core.engines.peering import Identity  # kopf.run's type, not re-exported
 
 from kubeloop import API_GROUP
 from kubeloop.operator import metrics
@@ -60,6 +61,7 @@ def main() -> None:
     health = f"http://{settings.bind_host}:{settings.health_port}/healthz" if settings.health_port else None
     kopf.run(
         standalone=True,  # one replica; no peering CRDs to install
+        identity=Identity(settings.identity()),
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         liveness_endpoint=health,

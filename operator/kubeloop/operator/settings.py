@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import socket
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +25,10 @@ class OperatorSettings(BaseSettings):
     health_port: int = Field(default=8081, ge=0, le=65535, description="Liveness /healthz port (0: off).")
     log_format: str = Field(default="json", pattern="^(json|text)$", description="json or text logs.")
     verbose: bool = Field(default=False, description="Debug logging.")
+    pod_name: str = Field(
+        default="",
+        description="The operator's pod (the chart sets it from the downward API): its identity.",
+    )
     s3_endpoint: str = Field(default="", description="S3/MinIO endpoint URL, e.g. http://minio:9000.")
     s3_bucket: str = Field(default="kubeloop", description="Bucket for artifacts, logs and reports.")
     s3_access_key: SecretStr = Field(default=SecretStr(""), description="From the S3 Secret, via env.")
@@ -49,6 +55,11 @@ class OperatorSettings(BaseSettings):
         pattern="^(Always|IfNotPresent|Never)$",
         description="imagePullPolicy of every workload container the operator starts.",
     )
+
+    def identity(self) -> str:
+        """Who this operator is, without asking the passwd database: images run as a uid that has
+        no entry there, and Kopf's own guess (getpass.getuser) raises KeyError then."""
+        return self.pod_name or f"{socket.gethostname()}-{os.getpid()}"
 
     def workloads(self) -> WorkloadSettings:
         return WorkloadSettings(

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from kubeloop.api.v1alpha1 import BatchPredictionSpec
 from kubeloop.contracts.batch import MANIFEST_FILE, NotifyResult, RunSummary, ShardResult, run_folder
 from kubeloop.planning.batchprediction_children import VERSION_LABEL
-from kubeloop.planning.jobs import JobState, index_list, last_result
+from kubeloop.planning.jobs import JobState, failure, index_list, last_result
 
 Obj = dict[str, Any]
 
@@ -94,6 +94,8 @@ def _failure_message(job: JobState, results: dict[int, ShardResult], failed: lis
             parts.append(f"shard {shard} failed: {result.reason}: {result.message}")
         else:
             parts.append(f"shard {shard} failed without a result (its pod ended before writing one)")
+    if job.oom_killed:
+        parts.append("{}: {}".format(*failure(job, "", "")))
     if (job.reason and job.reason not in ("FailedIndexes", "MaxFailedIndexesExceeded")) or not parts:
         parts.append(f"the Job failed: {job.reason}: {job.message}".rstrip(": "))
     return "; ".join(parts)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 Result = TypeVar("Result", bound=BaseModel)
+OOM_KILLED = "OOMKilled"  # the kubelet's reason for a container its memory cgroup killed
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class JobState:
     message: str = ""
     results: list[dict[str, Any]] = field(default_factory=list)  # termination messages (JSON) of ended pods
     waiting: list[str] = field(default_factory=list)  # "pod: Reason: message" of pods that cannot start
+    oom_killed: list[str] = field(default_factory=list)  # "pod P: container C (memory limit 64Mi)"
     uid: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     created: str | None = None  # timestamps as the API server writes them (2024-06-01T02:00:00Z)
@@ -27,6 +29,15 @@ class JobState:
     completion_time: str | None = None  # when it completed, or when it was marked Failed
     active: int = 0  # pods running
     failed_indexes: str = ""  # Indexed Jobs with backoffLimitPerIndex: e.g. "1,3-4"
+
+
+def failure(job: JobState, reason: str, message: str) -> tuple[str, str]:
+    """(reason, message) of a Job that failed without a result of its own. An out-of-memory kill says
+    so, since the fix is the pod's memory limit, not more retries; otherwise the Job's own condition,
+    else the given defaults."""
+    if job.oom_killed:
+        return OOM_KILLED, f"out of memory: {'; '.join(job.oom_killed)}; raise the memory limit"
+    return job.reason or reason, job.message or message
 
 
 def parse_message(text: str | None) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from kubeloop.contracts.monitoring import MonitorSummary
 from kubeloop.planning import modelmonitor_children as children
 from kubeloop.planning.conditions import find, timestamp
 from kubeloop.planning.core import Event, KindPolicy, Step, Summary
-from kubeloop.planning.jobs import JobState
+from kubeloop.planning.jobs import JobState, failure
 from kubeloop.planning.workloads import WorkloadSettings
 
 Obj = dict[str, Any]
@@ -169,8 +169,8 @@ def _read_run(step: _Step, run: RunObserved) -> None:
     previous = dict(step.status.get("lastRun") or {})
     last_run: Obj = {"time": timestamp(step.now), "job": run.job.name, "created": timestamp(run.created)}
     if summary is None or summary.outcome == "Failed" or not run.job.complete:
-        reason = summary.reason if summary else (run.job.reason or "RunFailed")
-        message = summary.message if summary else (run.job.message or "the monitor run failed")
+        reason, message = (summary.reason, summary.message) if summary else failure(
+            run.job, "RunFailed", "the monitor run failed")  # fmt: skip
         step.status["lastRun"] = {**previous, **last_run, "succeeded": False}
         step.condition("RunSucceeded", False, reason, f"{run.job.name}: {message}")
         step.event("Warning", "RunFailed", f"{run.job.name}: {reason}: {message}"[:1000])

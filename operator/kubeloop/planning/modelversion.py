@@ -18,7 +18,7 @@ from kubeloop.contracts.results import ValidationResult
 from kubeloop.contracts.tasks import EXIT_PERMANENT
 from kubeloop.planning.conditions import put_condition, timestamp
 from kubeloop.planning.core import Event, KindPolicy, Summary
-from kubeloop.planning.jobs import JobState, last_result
+from kubeloop.planning.jobs import JobState, failure, last_result
 from kubeloop.planning.workloads import WorkloadSettings, container, labels_for, owned, pod_spec, store_env
 from kubeloop.store.layout import CARD_FILE
 
@@ -140,8 +140,8 @@ def plan_version(
         validated(True, "Validated", verdict.message)
         event = enter_stage(status, "Candidate", "validated", OPERATOR, now)
     elif job.failed or (verdict is not None and not verdict.ok):
-        reason = verdict.reason if verdict else job.reason or "ValidationFailed"
-        message = verdict.message if verdict else job.message or "the validation Job failed"
+        reason, message = (verdict.reason, verdict.message) if verdict else failure(
+            job, "ValidationFailed", "the validation Job failed")  # fmt: skip
         status["phase"] = "Failed"
         validated(False, reason, message)
         event = enter_stage(status, "Rejected", f"validation failed: {reason}", OPERATOR, now)

@@ -16,7 +16,7 @@ from kubeloop.api.v1alpha1 import TrainingRunSpec
 from kubeloop.contracts.results import TrainingResult, TrialResult
 from kubeloop.planning.conditions import timestamp
 from kubeloop.planning.core import Event, KindPolicy, Step, Summary
-from kubeloop.planning.jobs import JobState, last_result
+from kubeloop.planning.jobs import JobState, failure, last_result
 from kubeloop.planning.trainingrun_children import (
     remaining_deadline,
     training_job,
@@ -178,7 +178,8 @@ def _search(step: _Run) -> Obj | None:
         step.data_invalid(invalid.message, [])
         return None
     if job.failed and best is None:
-        step.fail("SearchFailed", job.message or f"every trial failed ({job.reason})")
+        oom = failure(job, "", "") if job.oom_killed else None
+        step.fail(*(oom or ("SearchFailed", job.message or f"every trial failed ({job.reason})")))
         return None
     if not (job.complete or job.failed) or best is None:
         step.phase("Searching", f"searching {search.trials} trials")
@@ -212,8 +213,8 @@ def _train(step: _Run, params: Obj) -> None:
                                        "size": result.artifact.size}  # fmt: skip
         _finish(step, result)
     elif job.failed:
-        step.fail(result.reason if result else job.reason or "TrainingFailed",
-                  result.message if result else job.message or "the training Job failed")  # fmt: skip
+        failed = failure(job, "TrainingFailed", "the training Job failed")
+        step.fail(*((result.reason, result.message) if result else failed))
     else:
         step.phase("Training", "training the final model")
         step.progress("Training", "training the final model", job)

@@ -158,6 +158,15 @@ def test_bad_data_fails_with_violations_and_no_registration() -> None:
             ),
             "StoreUnavailable",
         ),
+        (
+            JobState(
+                "t",
+                failed=True,
+                reason="BackoffLimitExceeded",
+                oom_killed=["pod t-abc: container trainer (memory limit 64Mi)"],
+            ),
+            "OOMKilled",
+        ),
     ],
 )
 def test_failed_jobs_end_the_run_with_the_reason(job: JobState, reason: str) -> None:
@@ -165,6 +174,17 @@ def test_failed_jobs_end_the_run_with_the_reason(job: JobState, reason: str) -> 
     plan = plan_training(resource, spec, TrainingObserved(None, job, None), SETTINGS, NOW)
     assert plan.status["phase"] == "Failed"
     assert next(c for c in plan.status["conditions"] if c["type"] == "Succeeded")["reason"] == reason
+
+
+def test_an_out_of_memory_kill_names_the_pod_and_its_limit() -> None:
+    resource, spec = run(search=False, startTime="2026-01-01T00:00:00Z", phase="Training")
+    killed = JobState("t", failed=True, reason="BackoffLimitExceeded",
+                      oom_killed=["pod t-abc: container trainer (memory limit 64Mi)"])  # fmt: skip
+    plan = plan_training(resource, spec, TrainingObserved(None, killed, None), SETTINGS, NOW)
+    succeeded = next(c for c in plan.status["conditions"] if c["type"] == "Succeeded")
+    assert succeeded["message"] == (
+        "out of memory: pod t-abc: container trainer (memory limit 64Mi); raise the memory limit"
+    )
 
 
 def test_pods_that_cannot_start_are_shown_while_waiting() -> None:
