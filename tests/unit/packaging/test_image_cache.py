@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from images import build, oci
+from images import build, containerd, oci
 from tests.unit.packaging.images import REPO
 
 DOCKERFILE = """\
@@ -158,3 +158,28 @@ def test_component_references_are_the_charts_with_the_project_version() -> None:
 def test_unknown_components_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown components"):
         build.build_all(["nope"], builder=FakeEngine())
+
+
+def test_import_skips_what_containerd_already_holds(tmp_path: Path) -> None:
+    """A fake ctr: `images ls` lists one image at the built digest; only the other one is imported."""
+    calls = tmp_path / "calls"
+    ctr = tmp_path / "ctr"
+    ctr.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {calls}\n'
+        'case "$*" in *" images ls") printf "REF TYPE DIGEST SIZE PLATFORMS LABELS\\n'
+        'docker.io/kubeloop/a:1 manifest sha256:aa 1.0 MiB linux/amd64 -\\n"'
+        ";; esac\n"
+    )
+    ctr.chmod(0o755)
+
+    def image(name: str, digest: str) -> build.BuiltImage:
+        ref = f"docker.io/kubeloop/{name}:1"
+        return build.BuiltImage(name, ref, tmp_path / f"{name}.oci.tar", "k", digest, True, 0.0, 1)
+
+    built = [image("a", "sha256:aa"), image("b", "sha256:bb")]
+    assert containerd.import_images(built, "/run/x.sock", ctr=str(ctr)) == ["docker.io/kubeloop/b:1"]
+    assert calls.read_text().splitlines() == [
+        "--address /run/x.sock --namespace k8s.io images ls",
+        f"--address /run/x.sock --namespace k8s.io images import {tmp_path / 'b.oci.tar'}",
+    ]
