@@ -132,8 +132,10 @@ class Buildah:
         # the package index exactly as the host does.
         bundle = host_ca_bundle()
         ca = ["--volume", f"{bundle}:{IMAGE_CA_BUNDLE}:ro"] if bundle else []
-        _run("buildah", "bud", "--layers", "--quiet", *BUILDAH_RUN_OPTIONS, *ca, "--file", str(dockerfile),
-             "--tag", ref, *_build_arg_flags(build_args), str(context))  # fmt: skip
+        # --force-rm: a failed step leaves no working container behind.
+        args = _build_arg_flags(build_args)
+        _run("buildah", "bud", "--layers", "--force-rm", "--quiet", *BUILDAH_RUN_OPTIONS, *ca,
+             "--file", str(dockerfile), "--tag", ref, *args, str(context))  # fmt: skip
 
     def export(self, ref: str, archive: Path) -> None:
         # Uncompressed: gzip of a large image takes tens of seconds on 2 cores at every rebuild,
