@@ -7,6 +7,7 @@ import json
 import os
 import ssl
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -89,7 +90,8 @@ class Docker:
 class Buildah:
     name = "buildah"
 
-    def __init__(self) -> None:
+    def __init__(self, log: Log = print) -> None:
+        base.ensure_tools(log)  # buildah, podman (exports) and debootstrap (the base), once
         self._ids: dict[str, str] = {}
 
     def _inspect(self, ref: str) -> dict[str, object] | None:
@@ -116,8 +118,9 @@ class Buildah:
             found = self._id_if_current(ref)
             if found is None and ref == base.BASE_REF:
                 log(f"building the local base image {ref} (a few minutes, once)")
-                base.ensure_tools(log)
+                started = time.monotonic()
                 base.build_base(ref, log)
+                log(f"{ref:<42} built  {time.monotonic() - started:7.1f}s (local base)")
             elif found is None:
                 log(f"buildah pull {ref}")
                 _run("buildah", "pull", "--quiet", ref)
