@@ -14,7 +14,7 @@ help:
 	@echo "make dev-down  stop exactly what dev-up started"
 	@echo "make chart-lint  helm lint the chart with every ci/ values file; check manifests/ is up to date"
 	@echo "make manifests regenerate the chart's CRD templates and manifests/ from crds/ and the chart"
-	@echo "make images    (Docker) build kubeloop/{operator,trainer,server,router,monitor}:<version>"
+	@echo "make images    kubeloop/{operator,trainer,server,router,monitor}:<version> as OCI archives (Docker or buildah)"
 	@echo "make up        (Docker) a kind cluster with the images, the chart, MinIO and the examples"
 
 $(STAMP): pyproject.toml
@@ -33,11 +33,12 @@ testbin: $(STAMP)
 	PYTHON=$(abspath $(BIN))/python bash tests/infra/testbin.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests bench images
+	$(BIN)/ruff format --check operator tests bench images
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy images
 
 test: lint typecheck testbin
 	$(BIN)/python -m pytest tests
@@ -62,10 +63,9 @@ clean: dev-down
 # ---- Packaging: the Helm chart, the kustomize manifests derived from it, the images -------------
 
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n1)
-REVISION     := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 COMPONENTS   := operator trainer server router monitor
-PYTHON_IMAGE ?= python:3.11-slim-bookworm
-DOCKER       ?= docker
+# Empty: the Dockerfiles' own (python:3.11-slim-bookworm).
+PYTHON_IMAGE ?=
 KIND         ?= kind
 KIND_CLUSTER ?= kubeloop
 KUBECTL      ?= kubectl
@@ -86,14 +86,11 @@ chart-lint: testbin
 	$(BIN)/ruff format --check manifests/generate.py
 	$(BIN)/python -m manifests.generate --check
 
-# Needs a Docker engine. Pin the base by digest with PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:...
+# OCI archives in ~/.cache/kubeloop-images (KUBELOOP_IMAGES), cached by content: docker build where a
+# Docker engine answers, else buildah on a base built from Debian's packages (images/README.md).
+# Pin the base by digest with PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:...
 images:
-	@for component in $(COMPONENTS); do \
-	  echo "== kubeloop/$$component:$(VERSION)"; \
-	  $(DOCKER) build -f images/$$component/Dockerfile -t kubeloop/$$component:$(VERSION) \
-	    --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg VERSION=$(VERSION) \
-	    --build-arg REVISION=$(REVISION) . || exit 1; \
-	done
+	$(PYTHON) -m images.build $(if $(PYTHON_IMAGE),--python-image $(PYTHON_IMAGE))
 
 # Needs Docker, kind, kubectl and helm. A kind cluster with the images loaded, the chart installed
 # with its bundled MinIO, the S3 Secret (random keys, kept across runs), and the examples applied.

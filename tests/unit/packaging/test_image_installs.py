@@ -1,5 +1,5 @@
 """Each image's extra installed for real into a fresh virtualenv, as its Dockerfile does: the wheel
-built from exactly what the builder stage copies, then `pip install '<wheel>[<extra>]'`. Then the
+built from exactly what the project stage copies, with the extra's dependencies. Then the
 entrypoint starts, every module of the image's packages imports, and what the image must not carry
 is absent (`import sklearn` fails for the server and the operator, `import onnxruntime` for the
 operator).
@@ -34,11 +34,11 @@ by_component = pytest.mark.parametrize("image", IMAGES, ids=[i.component for i i
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's wheel, built from exactly the files the Dockerfiles' builder stage copies."""
+    """The project's wheel, built from exactly the files the Dockerfiles' project stage copies."""
     root = tmp_path_factory.mktemp("image-build")
     src, out = root / "src", root / "wheels"
     sources = {
-        tuple(copied_sources(d, d.stage("builder"))) for d in map(dockerfile, (i.component for i in IMAGES))
+        tuple(copied_sources(d, d.stage("project"))) for d in map(dockerfile, (i.component for i in IMAGES))
     }
     (same,) = sources  # every image builds the same wheel
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")

@@ -41,12 +41,13 @@ def test_every_workload_package_has_an_image() -> None:
 @by_component
 def test_dockerfile_installs_an_existing_extra_and_runs_an_existing_module(image: Image) -> None:
     docker = dockerfile(image.component)
-    builder = docker.stage("builder")
-    extra = docker.args(builder)["EXTRA"]
+    deps = docker.stage("deps")
+    extra = docker.args(deps)["EXTRA"]
     assert extra == image.extra
     assert extra in extras() and extra != "dev"
-    (install,) = [run for run in builder.all("RUN") if "[${EXTRA}]" in run]
-    assert "/opt/kubeloop/bin/pip install" in install
+    (install,) = [run for run in deps.all("RUN") if "[${EXTRA}]" in run]
+    assert "venv --without-pip /opt/kubeloop" in install  # no pip in the image's virtualenv
+    assert "pip --python /opt/kubeloop/bin/python install" in install
     assert docker.entrypoint() == ["python", "-m", image.module]
     assert importlib.util.find_spec(image.module) is not None
     assert importlib.util.find_spec(f"{image.module}.__main__") is not None  # `python -m` needs it
@@ -58,12 +59,35 @@ def test_dockerfile_installs_an_existing_extra_and_runs_an_existing_module(image
 def test_dockerfile_is_multi_stage_on_a_pinned_slim_base(image: Image) -> None:
     docker = dockerfile(image.component)
     assert BASE.match(docker.global_args["PYTHON_IMAGE"]), docker.global_args
-    assert [s.base for s in docker.stages] == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
-    assert [s.name for s in docker.stages] == ["builder", "runtime"]
-    # The runtime stage only copies the builder's virtualenv: no RUN, so no build tools and no shell use.
+    assert [s.name for s in docker.stages] == ["deps", "project", "app", "runtime"]
+    assert [s.base for s in docker.stages] == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}", "deps", "deps"]
+    # The runtime is deps plus the project's files: no RUN, so no build tools and no shell use.
     runtime = docker.runtime
     assert runtime.all("RUN") == []
-    assert runtime.all("COPY") == ["--from=builder /opt/kubeloop /opt/kubeloop"]
+    assert runtime.all("COPY") == ["--from=app /opt/app /opt/kubeloop"]
+    # deps is the runtime's base: the pip settings of the build are ARGs, not ENV it would keep.
+    assert docker.env(docker.stage("deps")) == {}
+
+
+@by_component
+def test_a_code_change_rebuilds_only_small_layers(image: Image) -> None:
+    """The dependencies' layer depends on pyproject.toml alone; the project's files come in one layer
+    after every other runtime instruction but the labels (the revision changes at every commit)."""
+    docker = dockerfile(image.component)
+    assert copied_sources(docker, docker.stage("deps")) == ["pyproject.toml"]
+    assert docker.stage("app").all("COPY") == ["--from=project /opt/app /opt/app"]
+    keywords = [keyword for keyword, _ in docker.runtime.instructions]
+    assert keywords[-1] == "LABEL"
+    assert keywords.index("COPY") > max(keywords.index(k) for k in ("ENV", "WORKDIR", "USER", "ENTRYPOINT"))
+    assert set(keywords[keywords.index("COPY") + 1 :]) == {"ARG", "LABEL"}
+
+
+def test_the_project_stage_is_the_same_in_every_image() -> None:
+    """So that a layer cache builds the project once for all five images after a code change."""
+    stages = {str(dockerfile(i.component).stage("project").instructions) for i in IMAGES}
+    assert len(stages) == 1
+    headers = {str(dockerfile(i.component).global_args) for i in IMAGES}
+    assert len(headers) == 1
 
 
 @by_component
@@ -90,9 +114,9 @@ def test_runtime_carries_oci_labels_and_the_project_version(image: Image) -> Non
 
 
 @by_component
-def test_build_context_has_what_the_builder_copies(image: Image) -> None:
+def test_build_context_has_what_the_project_stage_copies(image: Image) -> None:
     docker = dockerfile(image.component)
-    sources = copied_sources(docker, docker.stage("builder"))
+    sources = copied_sources(docker, docker.stage("project"))
     assert sources == ["pyproject.toml", "README.md", "operator/"]
     for source in sources:
         assert (REPO / source).exists(), source

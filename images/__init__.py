@@ -1,0 +1,1 @@
+"""Image builds: `python -m images.build` (`make images`); see images/README.md."""
