@@ -1,5 +1,6 @@
 """Batch scoring for real: BatchPrediction -> Indexed Jobs (or a CronJob) on the real node -> parts and
-manifests in MinIO -> a webhook endpoint and an SMTP server started here, which pods reach on the stack's bridge address.
+manifests in MinIO -> a webhook endpoint and an SMTP server started here, which pods reach on the
+stack's bridge address.
 
 The model is trained by the project's trainer in this process's session and imported as ModelVersion
 churn-v1, which the operator validates like any other version before a run may use it.

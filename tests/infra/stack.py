@@ -63,7 +63,7 @@ class Stack:
             self.plane.start()
             for number in range(self.node_count):
                 node = Node(self.network, number, self.node_root / f"node-{number}", self.plane,
-                            self.images.pause, self.images.archives)  # fmt: skip
+                            self.images.pause, self.images.images)  # fmt: skip
                 self.nodes.append(node)
                 node.start()
             self._start_dns()

@@ -111,12 +111,6 @@ class Containerd:
             raise RuntimeError(f"ctr {' '.join(args)}: {done.stderr.strip()}")
         return done
 
-    def import_image(self, archive: Path) -> None:
-        self.ctr("images", "import", str(archive))
-
-    def images(self) -> set[str]:
-        return set(self.ctr("images", "list", "--quiet").stdout.split())
-
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(grace=10)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from kubernetes import client
 
+from images.build import BuiltImage
+from images.containerd import import_images
 from tests.infra.controlplane import ControlPlane
 from tests.infra.node import claims
 from tests.infra.node.containerd import Containerd
@@ -50,7 +52,7 @@ class Node:
     root: Path
     plane: ControlPlane
     pause_image: str
-    images: list[Path]
+    images: list[BuiltImage]
     addresses: NodeAddresses | None = None
     containerd: Containerd | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
@@ -82,8 +84,7 @@ class Node:
             self.root / "containerd", node, self.pause_image, setup.log("containerd")
         )
         self.processes.append(self.containerd.start().process)  # type: ignore[arg-type]
-        for archive in self.images:
-            self.containerd.import_image(archive)
+        import_images(self.images, str(self.containerd.socket))
         config = kubelet_config(setup, self.containerd.endpoint, self.cgroup, CLUSTER_DNS)
         self.processes.append(start_kubelet(bins.kubelet, setup, config))
         self.processes.append(start_proxy(bins.kube_proxy, setup, self.network.cluster_cidr))

@@ -1,6 +1,6 @@
 """Every image's Dockerfile: multi-stage, slim pinned base, only its own extra, non-root, read-only
-friendly, OCI labels, an exec-form entrypoint that names a module that exists (and that the local
-node runs for the same image). The installs themselves are in test_image_installs.py."""
+friendly, OCI labels, an exec-form entrypoint that names a module that exists. The installs
+themselves are in test_image_installs.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import tomllib
 
 import pytest
 
-from tests.infra.localnode.images import KUBELOOP_MODULES
 from tests.unit.packaging.images import (
     IMAGES,
     IMAGES_DIR,
@@ -51,8 +50,6 @@ def test_dockerfile_installs_an_existing_extra_and_runs_an_existing_module(image
     assert docker.entrypoint() == ["python", "-m", image.module]
     assert importlib.util.find_spec(image.module) is not None
     assert importlib.util.find_spec(f"{image.module}.__main__") is not None  # `python -m` needs it
-    # The local node runs kubeloop/<component> images as the same module (tests/infra/localnode).
-    assert KUBELOOP_MODULES[image.component] == image.module
 
 
 @by_component
