@@ -116,8 +116,9 @@ def cache_key(*, dockerfile_text: str, context_digest: str, build_args: dict[str
     h = hashlib.sha256()
     parts = [KEY_SCHEME, builder, ref, dockerfile_text, context_digest,
              json.dumps(sorted(build_args.items())), json.dumps(list(base_ids))]  # fmt: skip
-    for part in parts:
-        h.update(len(part).to_bytes(8, "big") + part.encode())
+    for part in parts:  # length-prefixed: no two different inputs hash the same bytes
+        data = part.encode()
+        h.update(len(data).to_bytes(8, "big") + data)
     return h.hexdigest()
 
 
