@@ -171,7 +171,7 @@ def build_image(name: str, dockerfile: Path, context_dir: Path, ref: str,
     p = plan(name, dockerfile, context_dir, ref, build_args=build_args or {}, builder=builder, cache=cache,
              log=log)  # fmt: skip
     cache.mkdir(parents=True, exist_ok=True)
-    with oci.locked(cache / f".{name}.lock"):  # one build per name; a second finds the archive
+    with oci.locked(_ref_lock(p.ref)):  # one build per reference; a second caller finds the archive
         cached = p.archive.exists()
         if cached:
             os.utime(p.archive)  # last use, for pruning
@@ -180,6 +180,13 @@ def build_image(name: str, dockerfile: Path, context_dir: Path, ref: str,
             _prune(cache, name)
     size, digest = p.archive.stat().st_size, oci.manifest_digest(p.archive)
     return BuiltImage(name, p.ref, p.archive, p.key, digest, cached, time.monotonic() - started, size)
+
+
+def _ref_lock(ref: str) -> Path:
+    """Machine-wide, not per cache directory: a reference is one tag in the engine's storage, and
+    between the build and the export no other build may move it."""
+    digest = hashlib.sha256(ref.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"kubeloop-image-{digest}.lock"
 
 
 def _build(builder: engine.Engine, p: Plan) -> None:
