@@ -106,8 +106,8 @@ def _deb822_fields(stanza: str) -> list[tuple[str, str]]:
     return fields
 
 
-def mirror(suite: str = SUITE) -> str:
-    for uri, s, _ in apt_sources(suite):
+def mirror(suite: str = SUITE, root: Path = Path("/")) -> str:
+    for uri, s, _ in apt_sources(suite, root):
         if s == suite:
             return uri
     raise RuntimeError(f"no Debian source for {suite!r} in /etc/apt/sources.list(.d): cannot debootstrap")

@@ -116,8 +116,9 @@ def cache_key(*, dockerfile_text: str, context_digest: str, build_args: dict[str
     h = hashlib.sha256()
     parts = [KEY_SCHEME, builder, ref, dockerfile_text, context_digest,
              json.dumps(sorted(build_args.items())), json.dumps(list(base_ids))]  # fmt: skip
-    for part in parts:
-        h.update(len(part).to_bytes(8, "big") + part.encode())
+    for part in parts:  # length-prefixed: no two different inputs hash the same bytes
+        data = part.encode()
+        h.update(len(data).to_bytes(8, "big") + data)
     return h.hexdigest()
 
 
@@ -170,7 +171,7 @@ def build_image(name: str, dockerfile: Path, context_dir: Path, ref: str,
     p = plan(name, dockerfile, context_dir, ref, build_args=build_args or {}, builder=builder, cache=cache,
              log=log)  # fmt: skip
     cache.mkdir(parents=True, exist_ok=True)
-    with oci.locked(cache / f".{name}.lock"):  # one build per name; a second finds the archive
+    with oci.locked(_ref_lock(p.ref)):  # one build per reference; a second caller finds the archive
         cached = p.archive.exists()
         if cached:
             os.utime(p.archive)  # last use, for pruning
@@ -179,6 +180,13 @@ def build_image(name: str, dockerfile: Path, context_dir: Path, ref: str,
             _prune(cache, name)
     size, digest = p.archive.stat().st_size, oci.manifest_digest(p.archive)
     return BuiltImage(name, p.ref, p.archive, p.key, digest, cached, time.monotonic() - started, size)
+
+
+def _ref_lock(ref: str) -> Path:
+    """Machine-wide, not per cache directory: a reference is one tag in the engine's storage, and
+    between the build and the export no other build may move it."""
+    digest = hashlib.sha256(ref.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"kubeloop-image-{digest}.lock"
 
 
 def _build(builder: engine.Engine, p: Plan) -> None:

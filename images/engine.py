@@ -7,6 +7,7 @@ import json
 import os
 import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -117,18 +118,26 @@ class Buildah:
         if ref not in self._ids:
             found = self._id_if_current(ref)
             if found is None and ref == base.BASE_REF:
-                log(f"building the local base image {ref} (a few minutes, once)")
-                started = time.monotonic()
-                base.build_base(ref, log)
-                log(f"{ref:<42} built  {time.monotonic() - started:7.1f}s (local base)")
+                found = self._build_base(ref, log)
             elif found is None:
                 log(f"buildah pull {ref}")
                 _run("buildah", "pull", "--quiet", ref)
-            found = found or self._id_if_current(ref)
+                found = self._id_if_current(ref)
             if found is None:
                 raise RuntimeError(f"base image {ref} is still not in the local containers storage")
             self._ids[ref] = found
         return self._ids[ref]
+
+    def _build_base(self, ref: str, log: Log) -> str | None:
+        # One base build at a time on the machine: a second caller waits, then finds it.
+        with oci.locked(Path(tempfile.gettempdir()) / "kubeloop-base-image.lock"):
+            if found := self._id_if_current(ref):
+                return found
+            log(f"building the local base image {ref} (a few minutes, once)")
+            started = time.monotonic()
+            base.build_base(ref, log)
+            log(f"{ref:<42} built  {time.monotonic() - started:7.1f}s (local base)")
+            return self._id_if_current(ref)
 
     def build(self, dockerfile: Path, context: Path, ref: str, build_args: dict[str, str]) -> None:
         # RUN steps see the host's CA bundle (mounted, so not part of any layer): pip then reaches

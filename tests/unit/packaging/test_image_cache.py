@@ -4,6 +4,7 @@ not, a cached archive is not rebuilt, old archives are pruned. The real builds a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -183,3 +184,49 @@ def test_import_skips_what_containerd_already_holds(tmp_path: Path) -> None:
         "--address /run/x.sock --namespace k8s.io images ls",
         f"--address /run/x.sock --namespace k8s.io images import {tmp_path / 'b.oci.tar'}",
     ]
+
+
+def layout_with(tmp_path: Path, images: list[tuple[str, list[bytes]]]) -> Path:
+    """An OCI layout holding manifests (in this order) for (reference, [config, *layers])."""
+    layout = tmp_path / "layout"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+    def blob(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (layout / "blobs" / "sha256" / digest).write_bytes(data)
+        return f"sha256:{digest}"
+
+    manifests = []
+    for ref, (config, *layers) in images:
+        manifest = {"config": {"digest": blob(config)}, "layers": [{"digest": blob(x)} for x in layers]}
+        digest = blob(json.dumps(manifest).encode())
+        manifests.append({"digest": digest, "annotations": {oci.REF_NAME: ref}})
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": manifests}))
+    return layout
+
+
+def test_an_archive_holds_only_its_image_and_the_layout_keeps_the_newest_per_reference(
+    tmp_path: Path,
+) -> None:
+    layout = layout_with(tmp_path, [
+        ("docker.io/kubeloop/a:1", [b"config-old", b"base", b"app-old"]),
+        ("docker.io/kubeloop/b:1", [b"config-b", b"base", b"b"]),
+        ("docker.io/kubeloop/a:1", [b"config-new", b"base", b"app-new"]),
+    ])  # fmt: skip
+    archive = tmp_path / "a.oci.tar"
+    oci.write_archive(layout, "docker.io/kubeloop/a:1", archive)
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+        blobs = {tar.extractfile(n).read() for n in names if n.startswith("blobs/")}  # type: ignore[union-attr]
+    assert names[:2] == ["oci-layout", "index.json"]
+    assert [m["annotations"][oci.REF_NAME] for m in index["manifests"]] == ["docker.io/kubeloop/a:1"]
+    assert {b"config-new", b"base", b"app-new"} < blobs and not {b"config-old", b"app-old", b"b"} & blobs
+    assert oci.manifest_digest(archive) == index["manifests"][0]["digest"]
+
+    oci.collect_garbage(layout)
+    kept = {p.read_bytes() for p in (layout / "blobs" / "sha256").iterdir()}
+    assert {b"config-new", b"base", b"app-new", b"config-b", b"b"} <= kept
+    assert not {b"config-old", b"app-old"} & kept
+    assert len(json.loads((layout / "index.json").read_text())["manifests"]) == 2
