@@ -40,10 +40,11 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy images
 
-test: lint typecheck testbin
+# Images before pytest: a cold build takes minutes, which no test's timeout should have to cover.
+test: lint typecheck testbin images
 	$(BIN)/python -m pytest tests
 
-dev-up: testbin
+dev-up: testbin images
 	$(BIN)/python -m tests.infra.devenv up
 
 dev-down:
@@ -89,8 +90,8 @@ chart-lint: testbin
 # OCI archives in ~/.cache/kubeloop-images (KUBELOOP_IMAGES), cached by content: docker build where a
 # Docker engine answers, else buildah on a base built from Debian's packages (images/README.md).
 # Pin the base by digest with PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:...
-images:
-	$(PYTHON) -m images.build $(if $(PYTHON_IMAGE),--python-image $(PYTHON_IMAGE))
+images: $(STAMP)
+	$(BIN)/python -m images.build $(if $(PYTHON_IMAGE),--python-image $(PYTHON_IMAGE))
 
 # Needs Docker, kind, kubectl and helm. A kind cluster with the images loaded, the chart installed
 # with its bundled MinIO, the S3 Secret (random keys, kept across runs), and the examples applied.

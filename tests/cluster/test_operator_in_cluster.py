@@ -43,8 +43,11 @@ def test_operator_pod_runs_under_restricted_pod_security_and_reconciles(
     assert pod.spec.service_account_name == "kubeloop-operator"
     labels = core.read_namespace(OPERATOR_NAMESPACE).metadata.labels
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"  # and the pod was admitted
-    env = {e.name: e.value_from.secret_key_ref.name for e in pod.spec.containers[0].env if e.value_from}
-    assert env == {"KUBELOOP_S3_ACCESS_KEY": "kubeloop-s3", "KUBELOOP_S3_SECRET_KEY": "kubeloop-s3"}
+    env = {e.name: e.value_from for e in pod.spec.containers[0].env if e.value_from}
+    secrets = {name: source.secret_key_ref.name for name, source in env.items() if source.secret_key_ref}
+    assert secrets == {"KUBELOOP_S3_ACCESS_KEY": "kubeloop-s3", "KUBELOOP_S3_SECRET_KEY": "kubeloop-s3"}
+    # Its identity comes from the downward API: the image's uid has no passwd entry to derive one from.
+    assert env["KUBELOOP_POD_NAME"].field_ref.field_path == "metadata.name"
     apply_examples(installed, namespace)
     status = wait_observed(installed, namespace, "TrainingRun", "churn-2024-06-01", 1)["status"]
     assert status["phase"] == "Searching"  # the search Job was created by the pod's own RBAC
