@@ -260,9 +260,10 @@ def test_operator_pod_defaults_pass_restricted_pod_security() -> None:
     assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
     sources = {e["name"]: e["valueFrom"] for e in container["env"]}
+    secret = "kubeloop-s3"
     assert sources == {"KUBELOOP_POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},  # its identity
-                       "KUBELOOP_S3_ACCESS_KEY": {"secretKeyRef": {"name": "kubeloop-s3", "key": "accessKey"}},
-                       "KUBELOOP_S3_SECRET_KEY": {"secretKeyRef": {"name": "kubeloop-s3", "key": "secretKey"}}}  # fmt: skip
+                       "KUBELOOP_S3_ACCESS_KEY": {"secretKeyRef": {"name": secret, "key": "accessKey"}},
+                       "KUBELOOP_S3_SECRET_KEY": {"secretKeyRef": {"name": secret, "key": "secretKey"}}}  # fmt: skip
     assert container["envFrom"] == [{"configMapRef": {"name": "kubeloop-operator-settings"}}]
 
 
