@@ -263,7 +263,8 @@ def test_operator_pod_defaults_pass_restricted_pod_security() -> None:
     secret = "kubeloop-s3"
     assert sources == {"KUBELOOP_POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},  # its identity
                        "KUBELOOP_S3_ACCESS_KEY": {"secretKeyRef": {"name": secret, "key": "accessKey"}},
-                       "KUBELOOP_S3_SECRET_KEY": {"secretKeyRef": {"name": secret, "key": "secretKey"}}}  # fmt: skip
+                       "KUBELOOP_S3_SECRET_KEY": {"secretKeyRef": {"name": secret, "key": "secretKey"}},
+                       }  # fmt: skip
     assert container["envFrom"] == [{"configMapRef": {"name": "kubeloop-operator-settings"}}]
 
 
